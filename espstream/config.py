@@ -1,0 +1,44 @@
+"""Settings every service shares: where Kafka and the schema registry are, topic names.
+
+Every setting is an environment variable with the ``ESPSTREAM_`` prefix
+(``kafka_bootstrap_servers`` is ``ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS``).
+"""
+
+from typing import Any
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Django's DATA_UPLOAD_MAX_MEMORY_SIZE: what an anymail webhook view accepts by default.
+DEFAULT_MAX_BODY_BYTES = 2_621_440
+# Room for the raw record's headers on top of the body.
+RECORD_OVERHEAD_BYTES = 256 * 1024
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ESPSTREAM_", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Extra librdkafka properties as JSON, e.g. {"security.protocol": "SASL_SSL", ...}.
+    kafka_config: dict[str, Any] = {}
+    schema_registry_url: str = "http://127.0.0.1:8081"
+    # Extra SchemaRegistryClient properties as JSON, e.g. {"basic.auth.user.info": "u:p"}.
+    schema_registry_config: dict[str, Any] = {}
+
+    raw_topic: str = "tracking.raw"
+    normalized_topic: str = "tracking.normalized"
+    dlq_topic: str = "tracking.dlq"
+    topic_partitions: int = 6
+    topic_replication_factor: int = 1
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    def kafka(self, **overrides: Any) -> dict[str, Any]:
+        """librdkafka configuration: bootstrap servers, the user's extras, then ``overrides``."""
+        return {"bootstrap.servers": self.kafka_bootstrap_servers, **self.kafka_config, **overrides}
+
+    def registry(self) -> dict[str, Any]:
+        return {"url": self.schema_registry_url, **self.schema_registry_config}
+
+    @property
+    def max_record_bytes(self) -> int:
+        return self.max_body_bytes + RECORD_OVERHEAD_BYTES

@@ -1,0 +1,37 @@
+"""Creating espstream's topics."""
+
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaError, KafkaException
+
+from .config import CommonSettings
+
+
+def wanted_topics(settings: CommonSettings) -> list[NewTopic]:
+    record_limit = str(settings.max_record_bytes)
+    keep_forever = {"retention.ms": "-1", "retention.bytes": "-1", "max.message.bytes": record_limit}
+    return [
+        # The raw topic is the system of record, and dead letters wait for a fix: keep both.
+        NewTopic(settings.raw_topic, settings.topic_partitions, settings.topic_replication_factor, config=keep_forever),
+        NewTopic(settings.dlq_topic, settings.topic_partitions, settings.topic_replication_factor, config=keep_forever),
+        NewTopic(
+            settings.normalized_topic,
+            settings.topic_partitions,
+            settings.topic_replication_factor,
+            config={"max.message.bytes": record_limit},
+        ),
+    ]
+
+
+def ensure_topics(settings: CommonSettings, timeout: float = 15.0) -> list[str]:
+    """Create the missing topics; return the names of those created."""
+    admin = AdminClient(settings.kafka())
+    created = []
+    futures = admin.create_topics(wanted_topics(settings), operation_timeout=timeout, request_timeout=timeout)
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return created

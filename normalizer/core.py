@@ -1,0 +1,35 @@
+"""``normalize()``: a raw webhook in, anymail-equal tracking events out. Pure: no Kafka."""
+
+from collections.abc import Mapping
+from hashlib import blake2b
+
+from schemas import TrackingEvent
+
+from .esps import esp_module
+from .request import WebhookRequest
+
+
+def normalize(
+    esp: str,
+    body: bytes,
+    content_type: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> list[TrackingEvent]:
+    """The tracking events in one webhook request, in the order anymail would send them.
+
+    Raises NormalizeError (or, for a parser bug, any other exception) when the
+    request cannot be normalized; the service dead-letters it with that reason.
+    """
+    module = esp_module(esp)
+    request = WebhookRequest(
+        body=body,
+        content_type=content_type,
+        headers={name.lower(): value for name, value in (headers or {}).items()},
+    )
+    events = module.parse_events(request)
+    # Same ESP and body -> same ids: an ESP's resend or a replay is recognisable.
+    digest = blake2b(esp.encode() + b"\0" + body, digest_size=16).hexdigest()
+    for index, event in enumerate(events):
+        event.esp_name = module.ESP_NAME
+        event.dedupe_id = f"{digest}-{index}"
+    return events

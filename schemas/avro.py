@@ -1,0 +1,103 @@
+"""Avro encoding of TrackingEvent in Confluent wire format, through the schema registry."""
+
+import json
+from dataclasses import asdict
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from .event import Provenance, TrackingEvent
+
+SCHEMA_PATH = Path(__file__).with_name("AnymailTrackingEvent.avsc")
+_INT64 = range(-(2**63), 2**63)
+
+
+@cache
+def schema_str() -> str:
+    return SCHEMA_PATH.read_text()
+
+
+def _metadata_value_to_avro(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, str, float)):
+        return value
+    if isinstance(value, int) and value in _INT64:
+        return value
+    return {"json": json.dumps(value)}
+
+
+def _metadata_value_from_avro(value: Any) -> Any:
+    if isinstance(value, dict):
+        return json.loads(value["json"])
+    return value
+
+
+def event_to_record(event: TrackingEvent, ctx: SerializationContext | None = None) -> dict[str, Any]:
+    """The Avro record (as a dict) for ``event``."""
+    if event.provenance is None:
+        raise ValueError("an event needs its provenance before it is encoded")
+    return {
+        "dedupe_id": event.dedupe_id,
+        "esp_name": event.esp_name,
+        "event_type": event.event_type,
+        "timestamp": event.timestamp,
+        "event_id": event.event_id,
+        "message_id": event.message_id,
+        "recipient": event.recipient,
+        "metadata": {key: _metadata_value_to_avro(value) for key, value in event.metadata.items()},
+        "tags": event.tags,
+        "reject_reason": event.reject_reason,
+        "description": event.description,
+        "mta_response": event.mta_response,
+        "user_agent": event.user_agent,
+        "click_url": event.click_url,
+        # ASCII escapes keep lone surrogates (legal in JSON) encodable as UTF-8.
+        "esp_event": json.dumps(event.esp_event),
+        "provenance": asdict(event.provenance),
+    }
+
+
+def record_to_event(record: dict[str, Any], ctx: SerializationContext | None = None) -> TrackingEvent:
+    """The TrackingEvent for an Avro record decoded as a dict."""
+    return TrackingEvent(
+        dedupe_id=record["dedupe_id"],
+        esp_name=record["esp_name"],
+        event_type=record["event_type"],
+        timestamp=record["timestamp"],
+        event_id=record["event_id"],
+        message_id=record["message_id"],
+        recipient=record["recipient"],
+        metadata={key: _metadata_value_from_avro(value) for key, value in record["metadata"].items()},
+        tags=record["tags"],
+        reject_reason=record["reject_reason"],
+        description=record["description"],
+        mta_response=record["mta_response"],
+        user_agent=record["user_agent"],
+        click_url=record["click_url"],
+        esp_event=json.loads(record["esp_event"]),
+        provenance=Provenance(**record["provenance"]),
+    )
+
+
+class EventSerializer:
+    """TrackingEvent -> Confluent-framed Avro bytes; registers the schema as ``<topic>-value``."""
+
+    def __init__(self, registry: SchemaRegistryClient, topic: str):
+        self._ctx = SerializationContext(topic, MessageField.VALUE)
+        self._serialize = AvroSerializer(registry, schema_str(), to_dict=event_to_record)
+
+    def __call__(self, event: TrackingEvent) -> bytes:
+        return self._serialize(event, self._ctx)
+
+
+class EventDeserializer:
+    """Confluent-framed Avro bytes -> TrackingEvent, resolving the writer's schema to ours."""
+
+    def __init__(self, registry: SchemaRegistryClient):
+        self._deserialize = AvroDeserializer(registry, schema_str(), from_dict=record_to_event)
+
+    def __call__(self, value: bytes, topic: str) -> TrackingEvent:
+        return self._deserialize(value, SerializationContext(topic, MessageField.VALUE))

@@ -1,0 +1,67 @@
+"""The raw webhook record on the raw topic, and the dead letters made of it.
+
+value: the HTTP request body, byte for byte.
+headers: what the gateway knew about the request (names below), plus every
+request header except credentials as ``http-<lowercase name>``.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+ESP = "esp"
+CONTENT_TYPE = "content-type"
+RECEIVED_AT = "received-at"  # ISO 8601, UTC
+REQUEST_ID = "request-id"
+QUERY_STRING = "query-string"
+CLIENT_ADDR = "client-addr"
+GATEWAY_VERSION = "gateway-version"
+HTTP_PREFIX = "http-"
+
+# Request headers never copied into a record: they carry credentials.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+# Dead letters: the raw record's value and headers, plus these.
+DLQ_STAGE = "dlq-stage"  # normalize | encode | produce
+DLQ_ERROR_CLASS = "dlq-error-class"
+DLQ_ERROR_MESSAGE = "dlq-error-message"
+DLQ_SOURCE_TOPIC = "dlq-source-topic"
+DLQ_SOURCE_PARTITION = "dlq-source-partition"
+DLQ_SOURCE_OFFSET = "dlq-source-offset"
+DLQ_FAILED_AT = "dlq-failed-at"
+DLQ_NORMALIZER_VERSION = "dlq-normalizer-version"
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(slots=True, kw_only=True)
+class RawWebhook:
+    """A raw record read back: everything the normalizer may use."""
+
+    esp: str
+    body: bytes
+    content_type: str | None = None
+    received_at: datetime | None = None
+    request_id: str | None = None
+    query_string: str = ""
+    http_headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, value: bytes | None, headers: Headers | None) -> "RawWebhook":
+        known: dict[str, str] = {}
+        http: dict[str, str] = {}
+        for name, raw in headers or ():
+            text = raw.decode("utf-8", "replace") if raw is not None else ""
+            if name.startswith(HTTP_PREFIX):
+                http[name[len(HTTP_PREFIX):]] = text
+            else:
+                known[name] = text
+        received_at = known.get(RECEIVED_AT)
+        return cls(
+            esp=known.get(ESP, ""),
+            body=value or b"",
+            content_type=known.get(CONTENT_TYPE),
+            received_at=datetime.fromisoformat(received_at) if received_at else None,
+            request_id=known.get(REQUEST_ID),
+            query_string=known.get(QUERY_STRING, ""),
+            http_headers=http,
+        )
