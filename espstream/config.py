@@ -42,3 +42,12 @@ class CommonSettings(BaseSettings):
     @property
     def max_record_bytes(self) -> int:
         return self.max_body_bytes + RECORD_OVERHEAD_BYTES
+
+
+class RegistrySettings(CommonSettings):
+    """The development schema registry (`espstream registry`)."""
+
+    registry_host: str = "127.0.0.1"
+    registry_port: int = 8081
+    # Where registered schemas are kept, so ids survive a registry restart.
+    registry_topic: str = "_schemas"

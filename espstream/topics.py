@@ -8,11 +8,10 @@ from .config import CommonSettings
 
 def wanted_topics(settings: CommonSettings) -> list[NewTopic]:
     record_limit = str(settings.max_record_bytes)
-    keep_forever = {"retention.ms": "-1", "retention.bytes": "-1", "max.message.bytes": record_limit}
     return [
         # The raw topic is the system of record, and dead letters wait for a fix: keep both.
-        NewTopic(settings.raw_topic, settings.topic_partitions, settings.topic_replication_factor, config=keep_forever),
-        NewTopic(settings.dlq_topic, settings.topic_partitions, settings.topic_replication_factor, config=keep_forever),
+        retained_topic(settings, settings.raw_topic),
+        retained_topic(settings, settings.dlq_topic),
         NewTopic(
             settings.normalized_topic,
             settings.topic_partitions,
@@ -23,10 +22,20 @@ def wanted_topics(settings: CommonSettings) -> list[NewTopic]:
 
 
 def ensure_topics(settings: CommonSettings, timeout: float = 15.0) -> list[str]:
-    """Create the missing topics; return the names of those created."""
+    """Create the missing pipeline topics; return the names of those created."""
+    return create_missing(settings, wanted_topics(settings), timeout)
+
+
+def retained_topic(settings: CommonSettings, name: str) -> NewTopic:
+    """A topic whose records are kept until deleted: raw webhooks and dead letters."""
+    keep_forever = {"retention.ms": "-1", "retention.bytes": "-1", "max.message.bytes": str(settings.max_record_bytes)}
+    return NewTopic(name, settings.topic_partitions, settings.topic_replication_factor, config=keep_forever)
+
+
+def create_missing(settings: CommonSettings, topics: list[NewTopic], timeout: float = 15.0) -> list[str]:
     admin = AdminClient(settings.kafka())
     created = []
-    futures = admin.create_topics(wanted_topics(settings), operation_timeout=timeout, request_timeout=timeout)
+    futures = admin.create_topics(topics, operation_timeout=timeout, request_timeout=timeout)
     for name, future in futures.items():
         try:
             future.result()

@@ -1,11 +1,20 @@
 """A raw webhook as the ESP parsers see it: body bytes, content type, request headers."""
 
+import base64
+import binascii
+import codecs
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+
 from .errors import MalformedPayload
+
+# Django's rule for a boundary (django.http.multipartparser).
+_BOUNDARY = re.compile(rb"[ -~]{0,200}[!-~]")
 
 
 @dataclass(slots=True)
@@ -28,16 +37,91 @@ class WebhookRequest:
             raise MalformedPayload(f"body is not valid JSON: {error}") from None
 
     def form(self) -> dict[str, list[str]]:
-        """The body parsed as an HTML form, every field a list of its values, in order."""
+        """The body parsed as an HTML form, every field a list of its values, in order.
+
+        The same fields and values as Django's ``request.POST`` (which anymail reads).
+        """
         if self.media_type == "multipart/form-data":
             return _multipart_fields(self.body, self.content_type or "")
-        text = self.body.decode("utf-8", "replace")
-        fields: dict[str, list[str]] = {}
-        for name, value in parse_qsl(text, keep_blank_values=True):
-            fields.setdefault(name, []).append(value)
-        return fields
+        return _urlencoded_fields(self.body)
+
+
+def _urlencoded_fields(body: bytes) -> dict[str, list[str]]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        # Django's fallback for clients that send raw non-UTF-8 bytes.
+        text = body.decode("iso-8859-1")
+    fields: dict[str, list[str]] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace"):
+        fields.setdefault(name, []).append(value)
+    return fields
 
 
 def _multipart_fields(body: bytes, content_type: str) -> dict[str, list[str]]:
-    """The non-file fields of a multipart/form-data body."""
-    raise MalformedPayload("multipart/form-data is not parsed yet")
+    """The non-file fields of a multipart/form-data body, decoded as Django decodes them."""
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary", b"")
+    if not _BOUNDARY.fullmatch(boundary):
+        raise MalformedPayload(f"multipart/form-data with an invalid boundary: {boundary!r}")
+    charset = _known_charset(params.get(b"charset", b"").decode("latin-1")) or "utf-8"
+    if not body:
+        return {}
+
+    parts: list[tuple[dict[bytes, bytes], bytearray]] = []
+    header_name, header_value = bytearray(), bytearray()
+
+    def on_part_begin() -> None:
+        parts.append(({}, bytearray()))
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_name.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        parts[-1][0][bytes(header_name).strip().lower()] = bytes(header_value).strip()
+        header_name.clear()
+        header_value.clear()
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1][1].extend(data[start:end])
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_part_data": on_part_data,
+        },
+    )
+    try:
+        parser.write(body)
+    except ValueError as error:
+        raise MalformedPayload(f"malformed multipart/form-data body: {error}") from None
+    if parser.state != MultipartState.END:
+        raise MalformedPayload("multipart/form-data body ends before its closing boundary")
+
+    fields: dict[str, list[str]] = {}
+    for headers, data in parts:
+        _, disposition = parse_options_header(headers.get(b"content-disposition"))
+        name = disposition.get(b"name")
+        if name is None or disposition.get(b"filename"):
+            continue  # Django drops a part without a name; one with a filename is a file
+        if headers.get(b"content-transfer-encoding", b"").lower() == b"base64":
+            try:
+                data = base64.b64decode(data)
+            except binascii.Error:
+                pass  # Django keeps undecodable base64 as it came
+        fields.setdefault(name.strip().decode(charset, "replace"), []).append(data.decode(charset, "replace"))
+    return fields
+
+
+def _known_charset(name: str) -> str | None:
+    try:
+        return codecs.lookup(name).name if name else None
+    except LookupError:
+        return None

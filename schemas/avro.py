@@ -82,6 +82,14 @@ def record_to_event(record: dict[str, Any], ctx: SerializationContext | None = N
     )
 
 
+_SAMPLE_EVENT = TrackingEvent(
+    event_type="unknown",
+    provenance=Provenance(
+        esp="", topic="", partition=0, offset=0, index=0, received_at=None, request_id=None, normalizer_version=""
+    ),
+)
+
+
 class EventSerializer:
     """TrackingEvent -> Confluent-framed Avro bytes; registers the schema as ``<topic>-value``."""
 
@@ -91,6 +99,10 @@ class EventSerializer:
 
     def __call__(self, event: TrackingEvent) -> bytes:
         return self._serialize(event, self._ctx)
+
+    def register(self) -> None:
+        """Register the schema now, so that no later event waits on the registry."""
+        self(_SAMPLE_EVENT)
 
 
 class EventDeserializer:

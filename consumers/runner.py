@@ -1,0 +1,176 @@
+"""The runner: one consumer-group member on the normalized topic calling the signal's receivers.
+
+Offsets are committed after every receiver returned for the batch's events, or the
+event was dead-lettered to ``<normalized topic>.dlq.<group>`` after its last attempt.
+"""
+
+import logging
+import signal as signals
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, KafkaException, Message, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from espstream.offsets import first_offsets, next_offsets
+from espstream.topics import create_missing, retained_topic
+from schemas import TrackingEvent
+from schemas.avro import EventDeserializer
+
+from .settings import ConsumerSettings
+from .signals import Connection, Signal, tracking
+
+log = logging.getLogger("espstream.consumers")
+
+DLQ_GROUP = "dlq-group"
+DLQ_RECEIVER = "dlq-receiver"
+DLQ_ERROR_CLASS = "dlq-error-class"
+DLQ_ERROR_MESSAGE = "dlq-error-message"
+DLQ_ATTEMPTS = "dlq-attempts"
+DLQ_SOURCE_TOPIC = "dlq-source-topic"
+DLQ_SOURCE_PARTITION = "dlq-source-partition"
+DLQ_SOURCE_OFFSET = "dlq-source-offset"
+DLQ_FAILED_AT = "dlq-failed-at"
+REGISTRY_RETRY_SECONDS = 2.0
+
+
+class TrackingConsumer:
+    """The ``sender`` receivers are called with, as anymail passes its webhook view class."""
+
+    def __init__(self, group: str, signal: Signal = tracking, settings: ConsumerSettings | None = None):
+        self.group = group
+        self.signal = signal
+        self.settings = settings = settings or ConsumerSettings()
+        self.dlq_topic = settings.group_dlq_topic(group)
+        self.consumer = Consumer(
+            settings.kafka(
+                **{
+                    "group.id": group,
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    "session.timeout.ms": settings.kafka_session_timeout_ms,
+                }
+            )
+        )
+        self.producer = Producer(settings.kafka(**{"enable.idempotence": True, "acks": "all", "linger.ms": 5}))
+        self.decode = EventDeserializer(SchemaRegistryClient(settings.registry()))
+        self._stopping = False
+
+    def stop(self, *_args: object) -> None:
+        self._stopping = True
+
+    def run(self) -> None:
+        create_missing(self.settings, [retained_topic(self.settings, self.dlq_topic)])
+        self.consumer.subscribe([self.settings.normalized_topic])
+        log.info(
+            "group %s consuming %s with %d receiver(s)",
+            self.group, self.settings.normalized_topic, len(self.signal.connections),
+        )
+        try:
+            while not self._stopping:
+                messages = self.consumer.consume(self.settings.consumer_batch_size, timeout=0.5)
+                if messages:
+                    self.process_batch(messages)
+        finally:
+            self.consumer.close()
+            self.producer.flush(10)
+
+    def process_batch(self, messages: list[Message]) -> None:
+        records = [m for m in messages if m.error() is None]
+        for message in records:
+            try:
+                event = self.decode(message.value(), message.topic())
+            except Exception as error:
+                if _transient(error):
+                    log.warning("schema registry unreachable (%s): re-reading the batch", error)
+                    self._rewind(records)
+                    time.sleep(REGISTRY_RETRY_SECONDS)
+                    return
+                self._dead_letter(message, "(decode)", error, attempts=1)
+                continue
+            self._dispatch(message, event)
+        if self.producer.flush(30) > 0:
+            log.warning("dead letters not acknowledged: re-reading the batch")
+            self._rewind(records)
+            return
+        self._commit(records)
+
+    def _dispatch(self, message: Message, event: TrackingEvent) -> None:
+        """Call each wanted receiver; retry only the failing ones; dead-letter what keeps failing."""
+        kwargs: dict[str, Any] = {
+            "topic": message.topic(),
+            "partition": message.partition(),
+            "offset": message.offset(),
+            "dedupe_id": event.dedupe_id,
+        }
+        pending = [c for c in self.signal.connections if c.wants(event)]
+        backoff = self.settings.consumer_retry_backoff_seconds
+        for attempt in range(1, self.settings.consumer_max_attempts + 1):
+            failures = self._call(pending, event, kwargs)
+            if not failures:
+                return
+            if attempt == self.settings.consumer_max_attempts:
+                for connection, error in failures:
+                    self._dead_letter(message, connection.name, error, attempts=attempt)
+                return
+            pending = [connection for connection, _ in failures]
+            time.sleep(backoff)
+            backoff = min(backoff * 2, self.settings.consumer_retry_backoff_max_seconds)
+
+    def _call(
+        self, connections: list[Connection], event: TrackingEvent, kwargs: dict[str, Any]
+    ) -> list[tuple[Connection, Exception]]:
+        failures = []
+        for connection in connections:
+            try:
+                connection.receiver(sender=TrackingConsumer, event=event, esp_name=event.esp_name, **kwargs)
+            except Exception as error:
+                log.exception("receiver %s failed on %s", connection.name, event.dedupe_id)
+                failures.append((connection, error))
+        return failures
+
+    def _dead_letter(self, message: Message, receiver: str, error: Exception, attempts: int) -> None:
+        headers = list(message.headers() or []) + [
+            (DLQ_GROUP, self.group.encode()),
+            (DLQ_RECEIVER, receiver.encode()),
+            (DLQ_ERROR_CLASS, type(error).__name__.encode()),
+            (DLQ_ERROR_MESSAGE, str(error)[:2000].encode("utf-8", "replace")),
+            (DLQ_ATTEMPTS, str(attempts).encode()),
+            (DLQ_SOURCE_TOPIC, message.topic().encode()),
+            (DLQ_SOURCE_PARTITION, str(message.partition()).encode()),
+            (DLQ_SOURCE_OFFSET, str(message.offset()).encode()),
+            (DLQ_FAILED_AT, datetime.now(UTC).isoformat().encode()),
+        ]
+        self.producer.produce(self.dlq_topic, message.value(), key=message.key(), headers=headers)
+
+    def _commit(self, records: list[Message]) -> None:
+        if not records:
+            return
+        try:
+            self.consumer.commit(offsets=next_offsets(records), asynchronous=False)
+        except KafkaException as error:
+            log.warning("offset commit failed, the batch will be delivered again: %s", error)
+
+    def _rewind(self, records: list[Message]) -> None:
+        for partition in first_offsets(records):
+            try:
+                self.consumer.seek(partition)
+            except KafkaException as error:
+                log.info("not rewinding %s: %s", partition, error)
+
+
+def _transient(error: Exception) -> bool:
+    """A registry outage, as opposed to a record that can never be decoded."""
+    if isinstance(error, SchemaRegistryError):
+        return error.http_status_code >= 500 or error.http_status_code < 0
+    return isinstance(error, (httpx.TransportError, ConnectionError, TimeoutError))
+
+
+def run(group: str, signal: Signal = tracking, settings: ConsumerSettings | None = None) -> None:
+    runner = TrackingConsumer(group, signal, settings)
+    signals.signal(signals.SIGTERM, runner.stop)
+    signals.signal(signals.SIGINT, runner.stop)
+    runner.run()

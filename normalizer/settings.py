@@ -1,0 +1,14 @@
+"""Normalizer settings (environment variables, prefix ``ESPSTREAM_``). No webhook secrets here."""
+
+from espstream.config import CommonSettings
+
+
+class NormalizerSettings(CommonSettings):
+    normalizer_group: str = "espstream-normalizer"
+    # Raw records handled between two commits.
+    normalizer_batch_size: int = 500
+    # A crashed member's partitions move after this long; the embedded broker also
+    # takes about half of it to complete a group join.
+    kafka_session_timeout_ms: int = 6000
+    # How long a produced event may wait for the broker before the batch is re-read.
+    normalizer_delivery_timeout_ms: int = 60000

@@ -1,0 +1,78 @@
+"""ESP timestamps -> aware datetimes, computed exactly as anymail computes them.
+
+anymail parses ISO 8601 text with Django's ``parse_datetime`` and epoch seconds
+with ``datetime.fromtimestamp(float(...), tz=utc)``. These helpers reproduce both
+without Django and turn anymail's crashes into ``MalformedPayload``.
+"""
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .errors import MalformedPayload
+
+# Django's django.utils.dateparse.datetime_re, verbatim: its fallback for what
+# datetime.fromisoformat refuses (one-digit fields, "+hhmm" after a space, 7+ digits).
+_DJANGO_DATETIME = re.compile(
+    r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})"
+    r"[T ](?P<hour>\d{1,2}):(?P<minute>\d{1,2})"
+    r"(?::(?P<second>\d{1,2})(?:[.,](?P<microsecond>\d{1,6})\d{0,6})?)?"
+    r"\s*(?P<tzinfo>Z|[+-]\d{2}(?::?\d{2})?)?$"
+)
+
+
+def iso_timestamp(value: Any, field: str) -> datetime | None:
+    """An ISO 8601 timestamp as Django's ``parse_datetime`` reads it.
+
+    None for null and for text that is not a timestamp at all (anymail's None).
+    Text without a UTC offset is read as UTC: a naive datetime names no instant.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedPayload(f"{field} is not a timestamp string: {value!r}")
+    try:
+        parsed = _parse_datetime(value)
+    except ValueError as error:
+        raise MalformedPayload(f"{field} is not a valid timestamp: {value!r} ({error})") from None
+    if parsed is not None and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def _parse_datetime(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        match = _DJANGO_DATETIME.match(value)
+        if match is None:
+            return None
+    parts = match.groupdict()
+    if parts["microsecond"]:
+        parts["microsecond"] = parts["microsecond"].ljust(6, "0")
+    offset = parts.pop("tzinfo")
+    tzinfo: timezone | None = None
+    if offset == "Z":
+        tzinfo = timezone.utc
+    elif offset is not None:
+        minutes = 60 * int(offset[1:3]) + (int(offset[-2:]) if len(offset) > 3 else 0)
+        tzinfo = timezone(timedelta(minutes=-minutes if offset[0] == "-" else minutes))
+    fields = {name: int(number) for name, number in parts.items() if number}
+    return datetime(**fields, tzinfo=tzinfo)
+
+
+def epoch_timestamp(value: Any, field: str) -> datetime | None:
+    """Seconds since the epoch (number or numeric text) as anymail reads them: ``float()``.
+
+    None for null.
+    """
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise MalformedPayload(f"{field} is not a number of seconds since the epoch: {value!r}") from None
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise MalformedPayload(f"{field} is out of range for a timestamp: {value!r}") from None

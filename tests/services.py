@@ -1,0 +1,103 @@
+"""Running espstream's services as real processes, and reading topics back, for tests."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from espstream.embedded import wait_for_port
+
+T = TypeVar("T")
+
+
+class Service:
+    """``python -m espstream ARGS`` with ESPSTREAM_* settings, its output in a log file."""
+
+    def __init__(self, args: list[str], settings: dict[str, str], log_path: Path):
+        self.args = args
+        self.env = {**os.environ, **settings}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, port: int | None = None) -> "Service":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "espstream", *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        if port is not None:
+            wait_for_port("127.0.0.1", port, timeout=30)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+def eventually(check: Callable[[], T], timeout: float = 30.0, interval: float = 0.2) -> T:
+    """The first truthy result of ``check()``, or an AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last result {result!r})")
+        time.sleep(interval)
+
+
+def read_topic(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> list[Message]:
+    """Every record on ``topic`` now, all partitions, without joining a group."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "espstream-tests", "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
+        ends = {}
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        records: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            for message in consumer.consume(500, timeout=0.5):
+                if message.error():
+                    continue
+                records.append(message)
+                if message.offset() + 1 >= ends.get(message.partition(), 0):
+                    ends.pop(message.partition(), None)
+        return records
+    finally:
+        consumer.close()
+
+
+def count_records(bootstrap_servers: str, topic: str) -> int:
+    """How many records ``topic`` holds (sum of high watermarks)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "espstream-tests"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
+    finally:
+        consumer.close()

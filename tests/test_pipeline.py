@@ -1,0 +1,221 @@
+"""End to end through real processes: HTTP gateway -> broker -> normalizer -> Avro -> receivers."""
+
+import json
+import secrets
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from consumers.runner import TrackingConsumer
+from consumers.settings import ConsumerSettings
+from consumers.signals import Signal
+from espstream.embedded import EmbeddedBroker, free_port
+from espstream.topics import ensure_topics
+from schemas import TrackingEvent
+from tests.conftest import settings_from_env
+from tests.services import Service, count_records, eventually, read_topic
+
+
+@dataclass
+class Pipeline:
+    env: dict[str, str]
+    url: str  # the gateway's base URL
+    auth: tuple[str, str]
+    bootstrap_servers: str
+    normalizer: Service
+    tmp: Path
+
+    def topic(self, name: str) -> str:
+        return self.env[f"ESPSTREAM_{name.upper()}_TOPIC"]
+
+    def post(self, esp: str, body, content_type: str = "application/json", headers=None, **kwargs) -> httpx.Response:
+        kwargs.setdefault("auth", self.auth)
+        return httpx.post(
+            f"{self.url}/webhooks/{esp}/tracking/",
+            content=body,
+            headers={"Content-Type": content_type, **(headers or {})},
+            timeout=30,
+            **kwargs,
+        )
+
+    def restart_normalizer(self) -> None:
+        self.normalizer = Service(["normalize"], self.env, self.tmp / "normalizer.log").start()
+
+
+def pipeline_env(bootstrap_servers: str, registry_url: str) -> dict[str, str]:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    user, password = "esp", secrets.token_urlsafe(16)
+    return {
+        "ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "ESPSTREAM_SCHEMA_REGISTRY_URL": registry_url,
+        "ESPSTREAM_RAW_TOPIC": f"{prefix}.raw",
+        "ESPSTREAM_NORMALIZED_TOPIC": f"{prefix}.normalized",
+        "ESPSTREAM_DLQ_TOPIC": f"{prefix}.dlq",
+        "ESPSTREAM_TOPIC_PARTITIONS": "3",
+        "ESPSTREAM_NORMALIZER_GROUP": f"{prefix}-normalizer",
+        "ESPSTREAM_WEBHOOK_SECRET": f"{user}:{password}",
+        "ESPSTREAM_GATEWAY_HOST": "127.0.0.1",
+        "ESPSTREAM_GATEWAY_PORT": str(free_port()),
+    }
+
+
+@pytest.fixture(scope="module")
+def pipeline(broker: EmbeddedBroker, registry_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    env = pipeline_env(broker.bootstrap_servers, registry_url)
+    ensure_topics(settings_from_env(env))
+    tmp = tmp_path_factory.mktemp("pipeline")
+    port = int(env["ESPSTREAM_GATEWAY_PORT"])
+    gateway = Service(["gateway"], env, tmp / "gateway.log").start(port)
+    normalizer = Service(["normalize"], env, tmp / "normalizer.log").start()
+    user, password = env["ESPSTREAM_WEBHOOK_SECRET"].split(":", 1)
+    running = Pipeline(env, f"http://127.0.0.1:{port}", (user, password), broker.bootstrap_servers, normalizer, tmp)
+    yield running
+    gateway.stop()
+    running.normalizer.stop()
+
+
+def postmark_delivery(message_id: str, recipient: str = "alice@example.com") -> bytes:
+    return json.dumps(
+        {
+            "RecordType": "Delivery",
+            "ServerID": 23,
+            "MessageStream": "outbound",
+            "MessageID": message_id,
+            "Recipient": recipient,
+            "Tag": "welcome",
+            "DeliveredAt": "2026-11-23T16:33:54.9070259Z",
+            "Details": "Test delivery webhook details",
+            "Metadata": {"customer": "42", "plan": "ünïcode"},
+        }
+    ).encode()
+
+
+class ReceiverThread:
+    """A consumer group member in this process whose receiver collects events."""
+
+    def __init__(self, pipeline: Pipeline, group: str):
+        self.events: list[tuple[TrackingEvent, dict]] = []
+        signal = Signal()
+        signal.connect(self.receive)
+        settings = ConsumerSettings(**{k: v for k, v in settings_from_env(pipeline.env).model_dump().items()})
+        self.runner = TrackingConsumer(group, signal, settings)
+        self.thread = threading.Thread(target=self.runner.run, daemon=True)
+
+    def receive(self, sender: object, event: TrackingEvent, esp_name: str, **kwargs: object) -> None:
+        self.events.append((event, {"esp_name": esp_name, **kwargs}))
+
+    def __enter__(self) -> "ReceiverThread":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.runner.stop()
+        self.thread.join(30)
+
+
+def test_webhook_reaches_a_receiver_as_the_normalized_event(pipeline: Pipeline) -> None:
+    message_id = str(uuid.uuid4())
+    body = postmark_delivery(message_id)
+
+    with ReceiverThread(pipeline, f"receivers-{message_id}") as receiver:
+        response = pipeline.post("postmark", body)
+        assert response.status_code == 200
+        received = eventually(lambda: [e for e in receiver.events if e[0].message_id == message_id])
+
+    event, kwargs = received[0]
+    assert event.event_type == "delivered"
+    assert event.recipient == "alice@example.com"
+    assert event.timestamp == datetime(2026, 11, 23, 16, 33, 54, 907025, tzinfo=UTC)
+    assert event.tags == ["welcome"]
+    assert event.metadata == {"customer": "42", "plan": "ünïcode"}
+    assert event.esp_event == json.loads(body)
+    assert kwargs["esp_name"] == "Postmark"
+    assert kwargs["dedupe_id"] == event.dedupe_id
+    assert event.provenance is not None
+    assert event.provenance.esp == "postmark"
+    assert event.provenance.topic == pipeline.topic("raw")
+    assert event.provenance.request_id == response.headers["X-Request-Id"]
+
+
+def test_normalized_records_decode_with_a_plain_avro_deserializer(pipeline: Pipeline) -> None:
+    message_id = str(uuid.uuid4())
+    assert pipeline.post("postmark", postmark_delivery(message_id)).status_code == 200
+    topic = pipeline.topic("normalized")
+
+    def find() -> list:
+        return [m for m in read_topic(pipeline.bootstrap_servers, topic) if m.key() == message_id.encode()]
+
+    [message] = eventually(find)
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": pipeline.env["ESPSTREAM_SCHEMA_REGISTRY_URL"]}))
+    record = deserialize(message.value(), SerializationContext(topic, MessageField.VALUE))
+    assert record["event_type"] == "delivered"
+    assert record["message_id"] == message_id
+    assert record["esp_name"] == "Postmark"
+    assert record["metadata"] == {"customer": "42", "plan": "ünïcode"}
+    assert json.loads(record["esp_event"])["MessageID"] == message_id
+
+
+def test_a_body_that_is_not_json_is_dead_lettered_and_later_webhooks_flow(pipeline: Pipeline) -> None:
+    body = b"this is {not json " + uuid.uuid4().hex.encode()
+    response = pipeline.post("postmark", body)
+    assert response.status_code == 200
+
+    def dead_letters() -> list:
+        return [m for m in read_topic(pipeline.bootstrap_servers, pipeline.topic("dlq")) if m.value() == body]
+
+    [letter] = eventually(dead_letters)
+    headers = dict(letter.headers())
+    assert headers["dlq-stage"] == b"normalize"
+    assert headers["dlq-error-class"] == b"MalformedPayload"
+    assert b"not valid JSON" in headers["dlq-error-message"]
+    assert headers["dlq-source-topic"] == pipeline.topic("raw").encode()
+    assert headers["request-id"] == response.headers["X-Request-Id"].encode()
+    assert headers["esp"] == b"postmark"
+
+    message_id = str(uuid.uuid4())
+    assert pipeline.post("postmark", postmark_delivery(message_id)).status_code == 200
+    eventually(lambda: [m for m in read_topic(pipeline.bootstrap_servers, pipeline.topic("normalized")) if m.key() == message_id.encode()])
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [None, ("esp", "wrong-password"), ("nobody", "x")],
+    ids=["missing", "wrong-password", "wrong-user"],
+)
+def test_missing_or_wrong_basic_auth_is_401_and_writes_nothing(pipeline: Pipeline, auth) -> None:
+    raw_topic = pipeline.topic("raw")
+    before = count_records(pipeline.bootstrap_servers, raw_topic)
+    response = pipeline.post("postmark", postmark_delivery(str(uuid.uuid4())), auth=auth)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic ")
+    assert count_records(pipeline.bootstrap_servers, raw_topic) == before
+
+
+def test_normalizer_killed_mid_stream_loses_no_event(pipeline: Pipeline) -> None:
+    message_ids = [str(uuid.uuid4()) for _ in range(400)]
+    with httpx.Client(auth=pipeline.auth, timeout=30) as client:
+        for number, message_id in enumerate(message_ids):
+            response = client.post(
+                f"{pipeline.url}/webhooks/postmark/tracking/",
+                content=postmark_delivery(message_id),
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.status_code == 200
+            if number == 200:
+                pipeline.normalizer.kill()
+    pipeline.restart_normalizer()
+
+    def all_present() -> bool:
+        records = read_topic(pipeline.bootstrap_servers, pipeline.topic("normalized"))
+        return set(message_ids) <= {m.key().decode() for m in records if m.key()}
+
+    eventually(all_present, timeout=60, interval=1.0)
