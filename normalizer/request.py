@@ -60,7 +60,10 @@ def _urlencoded_fields(body: bytes) -> dict[str, list[str]]:
 
 def _multipart_fields(body: bytes, content_type: str) -> dict[str, list[str]]:
     """The non-file fields of a multipart/form-data body, decoded as Django decodes them."""
-    _, params = parse_options_header(content_type)
+    try:
+        _, params = parse_options_header(content_type)
+    except UnicodeEncodeError:
+        raise MalformedPayload(f"multipart/form-data with a non-ASCII content type: {content_type!r}") from None
     boundary = params.get(b"boundary", b"")
     if not _BOUNDARY.fullmatch(boundary):
         raise MalformedPayload(f"multipart/form-data with an invalid boundary: {boundary!r}")
@@ -68,11 +71,14 @@ def _multipart_fields(body: bytes, content_type: str) -> dict[str, list[str]]:
     if not body:
         return {}
 
-    parts: list[tuple[dict[bytes, bytes], bytearray]] = []
+    # (name, base64-encoded, value bytes) of each field part, in order; file parts are skipped.
+    field_parts: list[tuple[bytes, bool, bytearray]] = []
+    headers: dict[bytes, bytes] = {}
     header_name, header_value = bytearray(), bytearray()
+    in_field = False
 
     def on_part_begin() -> None:
-        parts.append(({}, bytearray()))
+        headers.clear()
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         header_name.extend(data[start:end])
@@ -81,12 +87,23 @@ def _multipart_fields(body: bytes, content_type: str) -> dict[str, list[str]]:
         header_value.extend(data[start:end])
 
     def on_header_end() -> None:
-        parts[-1][0][bytes(header_name).strip().lower()] = bytes(header_value).strip()
+        headers[bytes(header_name).strip().lower()] = bytes(header_value).strip()
         header_name.clear()
         header_value.clear()
 
+    def on_headers_finished() -> None:
+        nonlocal in_field
+        _, disposition = parse_options_header(headers.get(b"content-disposition"))
+        name = disposition.get(b"name")
+        # As Django: a part without a name is dropped, one with a filename is a file.
+        in_field = name is not None and not disposition.get(b"filename")
+        if in_field:
+            base64_encoded = headers.get(b"content-transfer-encoding", b"").lower() == b"base64"
+            field_parts.append((name.strip(), base64_encoded, bytearray()))
+
     def on_part_data(data: bytes, start: int, end: int) -> None:
-        parts[-1][1].extend(data[start:end])
+        if in_field:
+            field_parts[-1][2].extend(data[start:end])
 
     parser = MultipartParser(
         boundary,
@@ -95,6 +112,7 @@ def _multipart_fields(body: bytes, content_type: str) -> dict[str, list[str]]:
             "on_header_field": on_header_field,
             "on_header_value": on_header_value,
             "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
             "on_part_data": on_part_data,
         },
     )
@@ -106,17 +124,13 @@ def _multipart_fields(body: bytes, content_type: str) -> dict[str, list[str]]:
         raise MalformedPayload("multipart/form-data body ends before its closing boundary")
 
     fields: dict[str, list[str]] = {}
-    for headers, data in parts:
-        _, disposition = parse_options_header(headers.get(b"content-disposition"))
-        name = disposition.get(b"name")
-        if name is None or disposition.get(b"filename"):
-            continue  # Django drops a part without a name; one with a filename is a file
-        if headers.get(b"content-transfer-encoding", b"").lower() == b"base64":
+    for name, base64_encoded, value in field_parts:
+        if base64_encoded:
             try:
-                data = base64.b64decode(data)
+                value = bytearray(base64.b64decode(value))
             except binascii.Error:
                 pass  # Django keeps undecodable base64 as it came
-        fields.setdefault(name.strip().decode(charset, "replace"), []).append(data.decode(charset, "replace"))
+        fields.setdefault(name.decode(charset, "replace"), []).append(value.decode(charset, "replace"))
     return fields
 
 

@@ -21,6 +21,8 @@ class EventType:
     COMPLAINED = "complained"
     UNSUBSCRIBED = "unsubscribed"
     SUBSCRIBED = "subscribed"
+    # An inbound message failed: Postmark reports it as a bounce on the tracking webhook.
+    INBOUND_FAILED = "inbound_failed"
     UNKNOWN = "unknown"
 
 

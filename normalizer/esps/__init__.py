@@ -1,6 +1,7 @@
 """One module per ESP, each with ``ESP_NAME`` and ``parse_events(request) -> list[TrackingEvent]``."""
 
 import importlib
+from functools import cache
 from types import ModuleType
 
 from schemas.esps import ESP_SLUGS
@@ -14,6 +15,7 @@ PARSERS: dict[str, str] = {
 }
 
 
+@cache
 def esp_module(esp: str) -> ModuleType:
     try:
         return importlib.import_module(PARSERS[esp])

@@ -72,12 +72,8 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
     if message_id and not message_id.startswith("<"):
         message_id = f"<{message_id}>"
 
-    delivery_status = event_data.get("delivery-status")
-    if isinstance(delivery_status, dict):
-        description = optional_text(delivery_status.get("description"), "delivery-status.description")
-        mta_response = optional_text(delivery_status.get("message"), "delivery-status.message")
-    else:
-        description = mta_response = None
+    description = _text_in(event_data, "delivery-status", "description")
+    mta_response = _text_in(event_data, "delivery-status", "message")
 
     reject_reason = None
     if "reason" in event_data:
@@ -86,19 +82,16 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
     recipient = optional_text(event_data.get("recipient"), "recipient")
     if event_type == EventType.REJECTED:
         # Rejections carry their reason and recipient elsewhere.
-        reject = event_data.get("reject")
-        description = description or (optional_text(reject.get("reason"), "reject.reason") if isinstance(reject, dict) else None)
+        description = description or _text_in(event_data, "reject", "reason")
         reject_reason = reject_reason or RejectReason.OTHER
         if not recipient and isinstance(headers.get("to"), str):
             recipient = _single_addr_spec(headers["to"])
 
-    signature = esp_event.get("signature")
-    client_info = event_data.get("client-info")
     return TrackingEvent(
         event_type=event_type,
         timestamp=epoch_timestamp(event_data.get("timestamp"), "event-data.timestamp"),
         # The signature token, unique per webhook call; event-data.id is only unique within a day.
-        event_id=optional_text(signature.get("token"), "signature.token") if isinstance(signature, dict) else None,
+        event_id=_text_in(esp_event, "signature", "token"),
         message_id=message_id,
         recipient=recipient,
         metadata=metadata_dict(event_data.get("user-variables"), "user-variables"),
@@ -106,12 +99,16 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
         reject_reason=reject_reason,
         description=description,
         mta_response=mta_response,
-        user_agent=optional_text(client_info.get("user-agent"), "client-info.user-agent")
-        if isinstance(client_info, dict)
-        else None,
+        user_agent=_text_in(event_data, "client-info", "user-agent"),
         click_url=optional_text(event_data.get("url"), "url"),
         esp_event=esp_event,
     )
+
+
+def _text_in(parent: dict[str, Any], name: str, field: str) -> str | None:
+    """Text at parent[name][field]; None where name is missing or not an object."""
+    child = parent.get(name)
+    return optional_text(child.get(field), f"{name}.{field}") if isinstance(child, dict) else None
 
 
 def _message_headers(event_data: dict[str, Any]) -> dict[str, Any]:
@@ -123,10 +120,8 @@ def _message_headers(event_data: dict[str, Any]) -> dict[str, Any]:
 def _single_addr_spec(header: str) -> str | None:
     """The bare address in a To header holding exactly one, as anymail's parse_single_address."""
     pairs = getaddresses([header])
-    if not pairs and header == "":
-        pairs = [("", "")]
     if len(pairs) != 1:
-        return None
+        return None  # none or several: anymail has no recipient (or crashes)
     display_name, addr_spec = pairs[0]
     try:
         if addr_spec and not addr_spec.isascii():
@@ -183,13 +178,13 @@ _SIGNATURE_FIELDS = frozenset({"signature", "timestamp", "token"})
 def legacy_to_event(fields: dict[str, list[str]]) -> TrackingEvent:
     if "event" not in fields and "sender" in fields:
         raise MisconfiguredWebhook(
-            "this is a Mailgun inbound email posted to the tracking webhook URL:"
-            " a Mailgun receiving route forwards to the tracking URL"
+            "a Mailgun inbound email was posted to the tracking webhook URL:"
+            " a Mailgun receiving route forwards to the tracking URL instead of an inbound one"
         )
     if not fields:
-        raise MalformedPayload("a legacy Mailgun webhook form has fields; this one has none")
+        raise MalformedPayload("the legacy Mailgun webhook form has no fields")
 
-    event_name = _first(fields, "event")
+    event_name = _first(fields, "event") or ""
     message_id = _first(fields, "Message-Id") or _first(fields, "message-id")
     if message_id and not message_id.startswith("<"):
         message_id = f"<{message_id}>"
@@ -224,11 +219,11 @@ def _legacy_reject_reason(code: str | None) -> str | None:
     return LEGACY_REJECT_REASONS.get(status, default)
 
 
-def _legacy_metadata(fields: dict[str, list[str]], event_name: str | None) -> dict[str, Any]:
+def _legacy_metadata(fields: dict[str, list[str]], event_name: str) -> dict[str, Any]:
     if "message-headers" in fields:
         # The X-Mailgun-Variables headers hold the user-variables unmixed.
         return _variables_from_headers(fields["message-headers"][-1])
-    known = KNOWN_LEGACY_FIELDS.get(event_name)  # type: ignore[arg-type]
+    known = KNOWN_LEGACY_FIELDS.get(event_name)
     if known is None:
         return {}
     metadata = {}

@@ -4,6 +4,7 @@ One JSON object per request, whatever the record type; the content type is not
 looked at (anymail does not either).
 """
 
+from datetime import datetime
 from typing import Any
 
 from schemas import EventType, RejectReason, TrackingEvent
@@ -48,9 +49,7 @@ TYPES: dict[str, tuple[str, str | None]] = {
     "Unconfirmed": (EventType.REJECTED, None),
     "Blocked": (EventType.REJECTED, RejectReason.BLOCKED),
     "SMTPApiError": (EventType.FAILED, None),
-    # anymail says "inbound_failed", an inbound type that the tracking contract
-    # (schemas' EventType and its Avro enum) does not have.
-    "InboundError": (EventType.UNKNOWN, None),
+    "InboundError": (EventType.INBOUND_FAILED, None),
     "DMARCPolicy": (EventType.REJECTED, RejectReason.BLOCKED),
     "TemplateRenderingFailed": (EventType.FAILED, None),
     "ManualSuppression": (EventType.UNSUBSCRIBED, RejectReason.UNSUBSCRIBED),
@@ -60,8 +59,8 @@ TYPES: dict[str, tuple[str, str | None]] = {
 TIMESTAMP_FIELDS = ("DeliveredAt", "BouncedAt", "ReceivedAt", "ChangedAt")
 
 INBOUND_ON_TRACKING_URL = (
-    "this is a Postmark inbound email posted to the tracking webhook URL:"
-    " Postmark's inbound webhook is set to the tracking URL"
+    "a Postmark inbound email was posted to the tracking webhook URL:"
+    " Postmark's inbound webhook is set to the tracking URL instead of an inbound one"
 )
 
 
@@ -98,14 +97,15 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
     metadata = metadata_dict(esp_event.get("Metadata"), "Metadata")
     # A message id anymail generated (bulk sends) wins over Postmark's.
     message_id = metadata["anymail_id"] if "anymail_id" in metadata else esp_event.get("MessageID")
-    event_id = esp_event.get("ID")
+    # anymail's str() turns a null ID into the text "None"; kept for parity.
+    event_id = str(esp_event["ID"]) if "ID" in esp_event else None
     return TrackingEvent(
         event_type=event_type,
         timestamp=_timestamp(esp_event),
-        event_id=None if event_id is None else str(event_id),
+        event_id=event_id,
         message_id=optional_text(message_id, "MessageID"),
         # Email in bounces, Recipient in the others.
-        recipient=optional_text(_first_present(esp_event, ("Email", "Recipient")), "Email"),
+        recipient=optional_text(_first_present(esp_event, ("Email", "Recipient")), "Email/Recipient"),
         metadata=metadata,
         tags=tag_list([esp_event["Tag"]], "Tag") if "Tag" in esp_event else [],
         reject_reason=reject_reason,
@@ -117,7 +117,7 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
     )
 
 
-def _timestamp(esp_event: dict[str, Any]):
+def _timestamp(esp_event: dict[str, Any]) -> datetime | None:
     for field in TIMESTAMP_FIELDS:
         if field in esp_event:
             return iso_timestamp(esp_event[field], field)

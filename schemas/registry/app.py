@@ -9,9 +9,9 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,13 +56,21 @@ def create_app(
     *,
     default_compatibility: str = DEFAULT_COMPATIBILITY,
     startup_timeout: float = 30.0,
+    ack_timeout: float = 10.0,
 ) -> FastAPI:
-    """The registry app; its state lives in ``topic`` on the cluster ``kafka_config`` points at."""
-    registry = Registry(SchemaLog(kafka_config, topic), default_compatibility)
+    """The registry app; its state lives in ``topic`` on the cluster ``kafka_config`` points at.
+
+    A change not acknowledged by Kafka within ``ack_timeout`` seconds is answered with a 500.
+    """
+    registry = Registry(SchemaLog(kafka_config, topic, ack_timeout), default_compatibility)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(registry.start, startup_timeout)
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await asyncio.to_thread(registry.start, startup_timeout)
+        except Exception as error:
+            app.state.startup_error = error  # for whoever started the server in-process
+            raise
         try:
             yield
         finally:
@@ -126,13 +134,16 @@ def _subject_routes(registry: Registry) -> APIRouter:
 
     @router.get("/subjects")
     def subjects(
-        subjectPrefix: str | None = None, deleted_only: bool = False, offset: int = 0, limit: int = -1
+        prefix: Annotated[str | None, Query(alias="subjectPrefix")] = None,
+        deleted_only: bool = False,
+        offset: int = 0,
+        limit: int = -1,
     ) -> list[str]:
         if deleted_only:
             return []  # nothing is ever deleted here
         # ":*:" is Confluent's "every context"; this registry has only the default one.
-        prefix = "" if subjectPrefix in (None, ":*:") else subjectPrefix
-        return _page([s for s in registry.subjects() if s.startswith(prefix)], offset, limit)
+        wanted = "" if prefix in (None, ":*:") else prefix
+        return _page([s for s in registry.subjects() if s.startswith(wanted)], offset, limit)
 
     @router.get("/subjects/{subject}/versions")
     def versions(subject: str, deleted_only: bool = False, offset: int = 0, limit: int = -1) -> list[int]:
@@ -173,17 +184,19 @@ def _config_routes(registry: Registry) -> APIRouter:
 
     @router.get("/config")
     def global_config() -> dict[str, Any]:
-        return {"compatibilityLevel": registry.compatibility(None)}
+        return {"compatibilityLevel": registry.global_compatibility()}
 
     @router.put("/config")
     def set_global_config(request: ConfigRequest) -> dict[str, Any]:
         return {"compatibility": registry.set_compatibility(None, _requested_level(request))}
 
     @router.get("/config/{subject}")
-    def subject_config(subject: str, defaultToGlobal: bool = False) -> dict[str, Any]:
-        level = registry.compatibility(subject)
-        if level is None and defaultToGlobal:
-            level = registry.compatibility(None)
+    def subject_config(
+        subject: str, default_to_global: Annotated[bool, Query(alias="defaultToGlobal")] = False
+    ) -> dict[str, Any]:
+        level = registry.subject_compatibility(subject)
+        if level is None and default_to_global:
+            level = registry.global_compatibility()
         if level is None:
             raise errors.RegistryError(
                 404,

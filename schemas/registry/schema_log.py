@@ -61,6 +61,8 @@ class SchemaLog:
                 "group.id": f"espstream-registry-{self.topic}",  # librdkafka insists on one; never joined
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
+                # The end is seen in an empty fetch; do not let the broker hold it for the default 500 ms.
+                "fetch.wait.max.ms": 10,
             }
         )
         try:
@@ -91,6 +93,10 @@ class SchemaLog:
                 yield message.key(), message.value()
         finally:
             consumer.close()
+
+    def connect_producer(self, timeout: float) -> None:
+        """Create the producer now: its first request (idempotence setup) then costs startup, not a write."""
+        self._producer_once().list_topics(self.topic, timeout=timeout)
 
     def append(self, key: bytes, value: bytes) -> None:
         """Write one record and return once the broker acknowledged it (acks=all); else raise ``StoreError``."""
@@ -146,7 +152,8 @@ class SchemaLog:
         while True:
             metadata = admin.list_topics(self.topic, timeout=timeout).topics.get(self.topic)
             if metadata is not None and metadata.error is None and metadata.partitions:
-                return len(metadata.partitions)
+                if all(p.error is None and p.leader >= 0 for p in metadata.partitions.values()):
+                    return len(metadata.partitions)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"schema topic {self.topic} not visible after {timeout}s")
-            time.sleep(0.1)  # a new topic takes a moment to show in the metadata
+            time.sleep(0.1)  # a new topic takes a moment to show in the metadata with a leader

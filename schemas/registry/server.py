@@ -28,10 +28,10 @@ class RegistryServer:
     """
 
     def __init__(self, kafka_config: dict[str, Any], topic: str = "_schemas", host: str = "127.0.0.1", **app_options: Any):
-        app = create_app(kafka_config, topic, **app_options)
-        config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on")
+        self._app = create_app(kafka_config, topic, **app_options)
+        config = uvicorn.Config(self._app, host=host, port=0, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name=f"registry-{topic}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"registry-{topic}", daemon=True)
         self.url = ""
 
     def start(self, timeout: float = 30.0) -> "RegistryServer":
@@ -39,7 +39,8 @@ class RegistryServer:
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if not self._thread.is_alive():
-                raise RuntimeError("the schema registry failed to start; see its log")
+                error = getattr(self._app.state, "startup_error", None)
+                raise RuntimeError(f"the schema registry failed to start: {error!r}") from error
             if time.monotonic() > deadline:
                 self.stop()
                 raise TimeoutError(f"the schema registry did not start within {timeout}s")
@@ -47,6 +48,12 @@ class RegistryServer:
         host, port = self._server.servers[0].sockets[0].getsockname()[:2]
         self.url = f"http://{host}:{port}"
         return self
+
+    def _run(self) -> None:
+        try:
+            self._server.run()
+        except SystemExit:
+            pass  # uvicorn's answer to a failed startup; start() reports it
 
     def stop(self, timeout: float = 10.0) -> None:
         self._server.should_exit = True

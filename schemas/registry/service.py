@@ -46,6 +46,7 @@ class Registry:
         self._load_timeout = timeout
         self._log.ensure_topic(timeout)
         self._reload()
+        self._log.connect_producer(timeout)
 
     def close(self) -> None:
         self._log.close()
@@ -102,15 +103,15 @@ class Registry:
             raise errors.schema_not_found()
         return found
 
-    def compatibility(self, subject: str | None) -> str | None:
-        """The level set for ``subject`` (``None``: the global level, never unset)."""
-        level = self._read(lambda state: state.compatibility(subject))
-        if subject is None:
-            return level or self._default_compatibility
-        return level
+    def global_compatibility(self) -> str:
+        return self._read(lambda state: state.compatibility(None)) or self._default_compatibility
+
+    def subject_compatibility(self, subject: str) -> str | None:
+        """The level set for ``subject`` itself, if any."""
+        return self._read(lambda state: state.compatibility(subject))
 
     def effective_compatibility(self, subject: str) -> str:
-        return self.compatibility(subject) or self.compatibility(None)  # type: ignore[return-value]
+        return self.subject_compatibility(subject) or self.global_compatibility()
 
     def check_version(self, subject: str, canonical: str, version: int | None) -> list[str]:
         """Why ``canonical`` may not follow ``version`` of ``subject`` (``None``: the latest) under the
@@ -143,7 +144,7 @@ class Registry:
                     409,
                     errors.INCOMPATIBLE_SCHEMA,
                     f'Schema being registered is incompatible with an earlier schema for subject "{subject}" '
-                    f"(compatibility {level}), details: {problems}",
+                    f"(compatibility {level}), details: {'; '.join(problems)}",
                 )
             entry = SubjectVersion(subject, latest + 1, schema_id, canonical)
             self._write(*schema_record(entry))
@@ -188,10 +189,14 @@ class Registry:
             self._log.append(key, value)
         except StoreTimeout as error:
             self._stale = True
-            raise errors.RegistryError(500, errors.STORE_TIMEOUT, f"Write to the schema topic timed out: {error}")
+            raise errors.RegistryError(
+                500, errors.STORE_TIMEOUT, f"Write to the schema topic timed out: {error}"
+            ) from None
         except StoreError as error:
             self._stale = True
-            raise errors.RegistryError(500, errors.STORE_ERROR, f"Write to the schema topic failed: {error}")
+            raise errors.RegistryError(
+                500, errors.STORE_ERROR, f"Write to the schema topic failed: {error}"
+            ) from None
 
     def _reload_if_stale(self) -> None:
         # A failed write may still have reached the topic: learn what is there before assigning the next id.

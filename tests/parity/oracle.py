@@ -56,6 +56,13 @@ class AnymailResult:
     events: list[Any] | None = None
     error: Exception | None = None
 
+    @property
+    def refused(self) -> bool:
+        """anymail rejected the payload as a misconfigured webhook (not a crash)."""
+        from anymail.exceptions import AnymailConfigurationError
+
+        return isinstance(self.error, AnymailConfigurationError)
+
 
 def configure_django() -> None:
     if settings.configured:

@@ -1,0 +1,76 @@
+"""Normalizer vs a bare librdkafka passthrough, over the same pre-loaded raw records on a fresh broker each."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from espstream.config import CommonSettings
+from espstream.embedded import free_port
+
+from .payloads import raw_records
+from .stack import Service, fresh_broker, run_json_worker, running
+from .topic_count import read_count
+
+# A record takes well under a millisecond even in the slower loop; this bounds a stuck run.
+WORKER_DEADLINE_SECONDS = 240.0
+
+
+def preload(bootstrap_servers: str, topic: str, count: int) -> float:
+    """Write ``count`` raw records as the gateway would; the seconds it took."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "queue.buffering.max.messages": 500_000,
+            "queue.buffering.max.kbytes": 1_048_576,
+        }
+    )
+    records = list(raw_records(count))
+    started = time.perf_counter()
+    for value, headers in records:
+        while True:
+            try:
+                producer.produce(topic, value, headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(120) != 0:
+        raise RuntimeError("pre-loading the raw topic: records not acknowledged")
+    stored = read_count(bootstrap_servers, topic, count)
+    if stored != count:
+        raise RuntimeError(f"pre-loading the raw topic: {stored} records stored, {count} written")
+    return time.perf_counter() - started
+
+
+def measure(kind: str, count: int, log_dir: Path) -> dict:
+    """One run of ``kind`` (normalizer | passthrough) over ``count`` fresh raw records."""
+    with fresh_broker(log_dir, kind) as (broker, broker_env):
+        env = {**os.environ, **broker_env}
+        settings = CommonSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
+        preload_seconds = preload(broker.bootstrap_servers, settings.raw_topic, count)
+        registry_port = free_port()
+        env["ESPSTREAM_SCHEMA_REGISTRY_URL"] = f"http://127.0.0.1:{registry_port}"
+        registry = Service(
+            ["registry"],
+            {**broker_env, "ESPSTREAM_REGISTRY_HOST": "127.0.0.1", "ESPSTREAM_REGISTRY_PORT": str(registry_port)},
+            log_dir / f"{kind}-registry.log",
+        )
+        # The passthrough has no use for a registry; it runs beside both loops all the same.
+        with running(registry, registry_port):
+            output = run_json_worker(
+                "benchmarks.stream_workers",
+                [kind, str(count), str(WORKER_DEADLINE_SECONDS)],
+                env,
+                log_dir / f"{kind}.log",
+                timeout=WORKER_DEADLINE_SECONDS + 60,
+            )
+        result = json.loads(output.strip().splitlines()[-1])
+        result["preload_seconds"] = preload_seconds
+        result["output_records"] = read_count(broker.bootstrap_servers, settings.normalized_topic, count)
+        result["dead_letters"] = read_count(broker.bootstrap_servers, settings.dlq_topic, 0, idle_seconds=1.0)
+    return result

@@ -1,0 +1,96 @@
+"""Differential cases generated in code: many values of one field through anymail and us.
+
+For the parsing that anymail delegates to Django or the standard library
+(timestamps, To addresses), where a fixture file per value would be noise.
+"""
+
+from datetime import timezone
+
+import pytest
+
+import normalizer
+
+from .compare import same
+from .fixtures import from_spec
+from .harness import run_anymail, run_ours
+
+POSTMARK_TIMESTAMPS = [
+    "2014-08-01T13:28:10.2735393-04:00",
+    "2014-08-01T13:28:10Z",
+    "2014-08-01T13:28:10+00:00",
+    "2014-08-01T13:28:10.5Z",
+    "2014-8-1T13:28:10.5Z",  # Django's fallback pattern: one-digit fields, fraction padded
+    "2014-08-01 13:28Z",
+    "2014-08-01T13:28:10,123+05:30",
+    "2014-08-01T13:28:10 +05",
+    "2014-08-01T13:28:10 -0730",
+    "2014-08-01T13:28:10.1234567890123Z",
+    "20140801T132810Z",
+    "2014-W31-5T13:28:10Z",
+    "2014-08-01T13:28:10.123456\n",
+    "٢٠١٤-٠٨-٠١T13:28:10Z",  # Arabic-Indic digits: Django's \d and int() accept them
+    "2014-08-01",  # a date alone: a naive midnight for anymail
+    "2014-08-01T13:28:10",
+    "1461261330",
+    "not a date",
+    "",
+    "2014-08-01T25:00:00Z",
+    "2014-02-30T10:00:00Z",
+    "2014-08-01T13:28:10 +24:00",
+]
+
+
+@pytest.mark.parametrize("value", POSTMARK_TIMESTAMPS)
+def test_postmark_timestamps_are_read_as_anymail_reads_them(value: str) -> None:
+    fixture = from_spec("postmark", "timestamp", {
+        "description": f"DeliveredAt {value!r}",
+        "body": {"RecordType": "Delivery", "MessageID": "m-1", "Recipient": "a@example.com", "DeliveredAt": value},
+    })  # fmt: skip
+    result = run_anymail(fixture)
+    if result.error is not None:
+        assert isinstance(result.error, ValueError), repr(result.error)
+        with pytest.raises(normalizer.MalformedPayload, match="DeliveredAt is not a valid timestamp"):
+            run_ours(fixture)
+        return
+    theirs = result.events[0].timestamp
+    # Departure: a time without offset is read as UTC.
+    expected = theirs.replace(tzinfo=timezone.utc) if theirs is not None and theirs.tzinfo is None else theirs
+    [ours] = run_ours(fixture)
+    assert same(ours.timestamp, expected), f"ours {ours.timestamp!r}, anymail {theirs!r}"
+
+
+MAILGUN_TO_HEADERS = [
+    "Recipient Name <recipient@example.org>",
+    "recipient@example.org",
+    '"Last, First" <first.last@example.org>',
+    "a@example.org, b@example.org",
+    "Zoë <zoë@exämple.de>",
+    '"quoted local"@example.org',
+    '"quoted"@exämple.de',
+    "zoë@",
+    "=?utf-8?q?Zo=C3=AB?= <zoe@example.org>",
+    "user@[192.168.0.1]",
+    "a@b@example.org",
+    "<user@example.org",
+    "undisclosed-recipients:;",
+    "bogus",
+    "<>",
+    " ",
+    "",
+]
+
+
+@pytest.mark.parametrize("to", MAILGUN_TO_HEADERS)
+def test_mailgun_rejected_recipient_comes_from_the_to_header_as_in_anymail(to: str) -> None:
+    fixture = from_spec("mailgun", "rejected", {
+        "description": f"rejected, To {to!r}",
+        "body": {"event-data": {
+            "event": "rejected", "timestamp": 1529704976.104692,
+            "reject": {"reason": "Sandbox subdomains are for test purposes only."},
+            "message": {"headers": {"to": to, "message-id": "20180622220256.1.B31A451A2E5422BB@example.org"}},
+        }},
+    })  # fmt: skip
+    result = run_anymail(fixture)
+    assert result.events is not None, repr(result.error)
+    [ours] = run_ours(fixture)
+    assert same(ours.recipient, result.events[0].recipient)
