@@ -60,11 +60,13 @@ def wait_for_http(url: str, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def run_json_worker(module: str, args: list[str], env: dict[str, str], log_path: Path, timeout: float) -> str:
-    """``python -m module args``; its stdout (a JSON line). Killed after ``timeout`` seconds."""
+def run_json_worker(
+    module: str, args: list[str], env: dict[str, str], log_path: Path, timeout: float, prefix: list[str] = ()
+) -> str:
+    """``[prefix] python -m module args``; its stdout (a JSON line). Killed after ``timeout`` seconds."""
     with open(log_path, "ab") as log:
         done = subprocess.run(
-            [sys.executable, "-m", module, *args], env=env, stdout=subprocess.PIPE, stderr=log, timeout=timeout
+            [*prefix, sys.executable, "-m", module, *args], env=env, stdout=subprocess.PIPE, stderr=log, timeout=timeout
         )
     if done.returncode != 0:
         raise RuntimeError(f"{module} {' '.join(args)} exited {done.returncode}; see {log_path}")

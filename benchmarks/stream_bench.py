@@ -47,7 +47,7 @@ def preload(bootstrap_servers: str, topic: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def measure(kind: str, count: int, log_dir: Path) -> dict:
+def measure(kind: str, count: int, log_dir: Path, prefix: list[str] = ()) -> dict:
     """One run of ``kind`` (normalizer | passthrough) over ``count`` fresh raw records."""
     with fresh_broker(log_dir, kind) as (broker, broker_env):
         env = {**os.environ, **broker_env}
@@ -68,8 +68,9 @@ def measure(kind: str, count: int, log_dir: Path) -> dict:
                 env,
                 log_dir / f"{kind}.log",
                 timeout=WORKER_DEADLINE_SECONDS + 60,
+                prefix=prefix,
             )
-        result = json.loads(output.strip().splitlines()[-1])
+        result = json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
         result["preload_seconds"] = preload_seconds
         result["output_records"] = read_count(broker.bootstrap_servers, settings.normalized_topic, count)
         result["dead_letters"] = read_count(broker.bootstrap_servers, settings.dlq_topic, 0, idle_seconds=1.0)

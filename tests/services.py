@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from espstream.embedded import wait_for_port
 
@@ -69,35 +69,39 @@ def eventually(check: Callable[[], T], timeout: float = 30.0, interval: float = 
 
 
 def read_topic(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> list[Message]:
-    """Every record on ``topic`` now, all partitions, without joining a group."""
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "espstream-tests", "enable.auto.commit": False})
+    """Every record on ``topic`` now, all partitions, without joining a group.
+
+    Reads to the end of each partition rather than to its high watermark: the
+    embedded broker reports a watermark short of a multi-record batch's end.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "espstream-tests",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
-        ends = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-            if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        pending = set(partitions)
         records: list[Message] = []
         deadline = time.monotonic() + timeout
-        while ends and time.monotonic() < deadline:
+        while pending and time.monotonic() < deadline:
             for message in consumer.consume(500, timeout=0.5):
-                if message.error():
-                    continue
-                records.append(message)
-                if message.offset() + 1 >= ends.get(message.partition(), 0):
-                    ends.pop(message.partition(), None)
+                error = message.error()
+                if error is None:
+                    records.append(message)
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard(message.partition())
+        if pending:
+            raise AssertionError(f"{topic}: partitions {sorted(pending)} not read to their end in {timeout}s")
         return records
     finally:
         consumer.close()
 
 
 def count_records(bootstrap_servers: str, topic: str) -> int:
-    """How many records ``topic`` holds (sum of high watermarks)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "espstream-tests"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
-    finally:
-        consumer.close()
+    """How many records ``topic`` holds."""
+    return len(read_topic(bootstrap_servers, topic))

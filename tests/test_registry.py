@@ -246,7 +246,8 @@ def test_concurrent_registrations_get_distinct_ids_and_versions(
     client: SchemaRegistryClient, registry: RegistryServer, orders: Orders
 ):
     client.set_compatibility(orders.subject, "NONE")
-    schemas = [record_schema(f"Thing{n}", {"name": "id", "type": "string"}, namespace=orders.namespace) for n in range(8)]
+    id_field = {"name": "id", "type": "string"}
+    schemas = [record_schema(f"Thing{n}", id_field, namespace=orders.namespace) for n in range(8)]
     results: dict[int, Any] = {}
 
     def register(n: int) -> None:

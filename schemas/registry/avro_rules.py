@@ -60,9 +60,9 @@ def incompatibilities(new: str, old: str, level: str) -> list[str]:
     """Why ``new`` may not follow ``old`` under ``level`` (both canonical texts); empty if it may."""
     problems = []
     if level.startswith(("BACKWARD", "FULL")):
-        problems += _reader_problems(reader=new, writer=old, direction="the new schema cannot read data written with it")
+        problems += _reader_problems(new, old, "the new schema cannot read data written with it")
     if level.startswith(("FORWARD", "FULL")):
-        problems += _reader_problems(reader=old, writer=new, direction="it cannot read data written with the new schema")
+        problems += _reader_problems(old, new, "it cannot read data written with the new schema")
     return problems
 
 

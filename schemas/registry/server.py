@@ -27,7 +27,9 @@ class RegistryServer:
     ``url`` is known once ``start()`` returned, i.e. once the state is loaded and the socket listens.
     """
 
-    def __init__(self, kafka_config: dict[str, Any], topic: str = "_schemas", host: str = "127.0.0.1", **app_options: Any):
+    def __init__(
+        self, kafka_config: dict[str, Any], topic: str = "_schemas", host: str = "127.0.0.1", **app_options: Any
+    ):
         self._app = create_app(kafka_config, topic, **app_options)
         config = uvicorn.Config(self._app, host=host, port=0, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
