@@ -29,10 +29,14 @@ class Stopwatch:
         self.batches = 0
         self.started: float | None = None
         self.finished: float | None = None
+        # CPU seconds of this process (every thread, librdkafka's too) over the same span.
+        self.cpu_started = 0.0
+        self.cpu_finished = 0.0
 
     def batch_consumed(self) -> None:
         if self.started is None:
             self.started = time.perf_counter()
+            self.cpu_started = time.process_time()
 
     def batch_committed(self, size: int) -> bool:
         """Whether the loop is done (every expected record committed, or out of time)."""
@@ -40,6 +44,7 @@ class Stopwatch:
         self.batches += 1
         if self.records >= self.expected:
             self.finished = time.perf_counter()
+            self.cpu_finished = time.process_time()
             return True
         return self.expired()
 
@@ -55,6 +60,7 @@ class Stopwatch:
             "complete": self.finished is not None,
             "seconds": seconds,
             "per_second": self.records / seconds if seconds else None,
+            "cpu_us_per_record": (self.cpu_finished - self.cpu_started) / self.records * 1e6 if seconds else None,
         }
 
 

@@ -106,7 +106,7 @@ class ReceiverThread:
         self.events: list[tuple[TrackingEvent, dict]] = []
         signal = Signal()
         signal.connect(self.receive)
-        settings = ConsumerSettings(**{k: v for k, v in settings_from_env(pipeline.env).model_dump().items()})
+        settings = ConsumerSettings(**settings_from_env(pipeline.env).model_dump())
         self.runner = TrackingConsumer(group, signal, settings)
         self.thread = threading.Thread(target=self.runner.run, daemon=True)
 
@@ -214,8 +214,70 @@ def test_normalizer_killed_mid_stream_loses_no_event(pipeline: Pipeline) -> None
                 pipeline.normalizer.kill()
     pipeline.restart_normalizer()
 
-    def all_present() -> bool:
+    def all_present() -> list:
         records = read_topic(pipeline.bootstrap_servers, pipeline.topic("normalized"))
-        return set(message_ids) <= {m.key().decode() for m in records if m.key()}
+        wanted = [m for m in records if m.key() and m.key().decode() in set(message_ids)]
+        return wanted if {m.key().decode() for m in wanted} == set(message_ids) else []
 
-    eventually(all_present, timeout=60, interval=1.0)
+    records = eventually(all_present, timeout=60, interval=1.0)
+    decode = AvroDeserializer(SchemaRegistryClient({"url": pipeline.env["ESPSTREAM_SCHEMA_REGISTRY_URL"]}))
+    dedupe_ids: dict[str, set[str]] = {}
+    for message in records:
+        record = decode(message.value(), SerializationContext(message.topic(), MessageField.VALUE))
+        dedupe_ids.setdefault(record["message_id"], set()).add(record["dedupe_id"])
+    # A record normalized twice (the kill came after its produce, before its commit)
+    # is the same event twice: one dedupe id per webhook.
+    assert all(len(ids) == 1 for ids in dedupe_ids.values())
+
+
+def test_a_failing_receiver_is_retried_alone_then_dead_lettered_and_events_keep_flowing(pipeline: Pipeline) -> None:
+    group = f"flaky-{uuid.uuid4().hex[:8]}"
+    poison, later = str(uuid.uuid4()), str(uuid.uuid4())
+    calls: dict[str, list[str]] = {"steady": [], "failing": []}
+
+    def steady(sender, event, esp_name, **kwargs):
+        calls["steady"].append(event.message_id)
+
+    def failing(sender, event, esp_name, **kwargs):
+        calls["failing"].append(event.message_id)
+        if event.message_id == poison:
+            raise RuntimeError("receiver bug")
+
+    signal = Signal()
+    signal.connect(steady)
+    signal.connect(failing)
+    settings = ConsumerSettings(
+        **settings_from_env(pipeline.env).model_dump(), consumer_max_attempts=3, consumer_retry_backoff_seconds=0.05
+    )
+    runner = TrackingConsumer(group, signal, settings)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        assert pipeline.post("postmark", postmark_delivery(poison)).status_code == 200
+        assert pipeline.post("postmark", postmark_delivery(later)).status_code == 200
+        eventually(lambda: later in calls["steady"] and later in calls["failing"])
+    finally:
+        runner.stop()
+        thread.join(30)
+
+    assert calls["failing"].count(poison) == 3
+    assert calls["steady"].count(poison) == 1  # succeeded once, not re-run for its sibling
+    [letter] = [m for m in read_topic(pipeline.bootstrap_servers, settings.group_dlq_topic(group))]
+    headers = dict(letter.headers())
+    assert headers["dlq-receiver"] == f"{__name__}.{failing.__qualname__}".encode()
+    assert headers["dlq-error-class"] == b"RuntimeError"
+    assert headers["dlq-attempts"] == b"3"
+    assert letter.key() == poison.encode()
+
+
+def test_espstream_consume_calls_the_receivers_of_a_module(pipeline: Pipeline, tmp_path: Path) -> None:
+    out = tmp_path / "events.jsonl"
+    env = {**pipeline.env, "RECEIVED_EVENTS_FILE": str(out)}
+    consumer = Service(["consume", "tests.receivers_for_cli", "--group", f"cli-{uuid.uuid4().hex[:8]}"], env, tmp_path / "consume.log").start()
+    try:
+        message_id = str(uuid.uuid4())
+        assert pipeline.post("postmark", postmark_delivery(message_id)).status_code == 200
+        lines = eventually(lambda: [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else [])
+    finally:
+        assert consumer.stop() == 0
+    assert {"message_id": message_id, "event_type": "delivered", "esp_name": "Postmark"} in lines
