@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from confluent_kafka import Consumer, TopicPartition
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
@@ -277,7 +278,31 @@ def test_espstream_consume_calls_the_receivers_of_a_module(pipeline: Pipeline, t
     try:
         message_id = str(uuid.uuid4())
         assert pipeline.post("postmark", postmark_delivery(message_id)).status_code == 200
-        lines = eventually(lambda: [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else [])
+        expected = {"message_id": message_id, "event_type": "delivered", "esp_name": "Postmark"}
+
+        def received() -> bool:
+            return out.exists() and expected in [json.loads(line) for line in out.read_text().splitlines()]
+
+        eventually(received)
     finally:
         assert consumer.stop() == 0
-    assert {"message_id": message_id, "event_type": "delivered", "esp_name": "Postmark"} in lines
+
+
+def test_normalizer_stops_on_sigterm_after_committing_what_it_did(pipeline: Pipeline) -> None:
+    message_id = str(uuid.uuid4())
+    assert pipeline.post("postmark", postmark_delivery(message_id)).status_code == 200
+    eventually(lambda: [m for m in read_topic(pipeline.bootstrap_servers, pipeline.topic("normalized")) if m.key() == message_id.encode()])
+
+    assert pipeline.normalizer.stop() == 0  # SIGTERM
+    raw_topic = pipeline.topic("raw")
+    consumer = Consumer({"bootstrap.servers": pipeline.bootstrap_servers, "group.id": pipeline.env["ESPSTREAM_NORMALIZER_GROUP"]})
+    try:
+        partitions = consumer.list_topics(raw_topic, timeout=10).topics[raw_topic].partitions
+        committed = consumer.committed([TopicPartition(raw_topic, p) for p in partitions], timeout=10)
+    finally:
+        consumer.close()
+    ends: dict[int, int] = {}
+    for m in read_topic(pipeline.bootstrap_servers, raw_topic):
+        ends[m.partition()] = max(ends.get(m.partition(), 0), m.offset() + 1)
+    assert {tp.partition: tp.offset for tp in committed if tp.partition in ends} == ends
+    pipeline.restart_normalizer()
