@@ -12,9 +12,9 @@ from pathlib import Path
 from espstream.config import CommonSettings
 from espstream.embedded import EmbeddedBroker, free_port
 from espstream.topics import ensure_topics
-from tests.services import Service, count_records
+from tests.services import Service
 
-__all__ = ["Service", "count_records", "fresh_broker", "running", "wait_for_http", "run_json_worker"]
+__all__ = ["Service", "fresh_broker", "running", "wait_for_http", "run_json_worker"]
 
 HOST = "127.0.0.1"
 
@@ -60,13 +60,11 @@ def wait_for_http(url: str, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def run_json_worker(
-    module: str, args: list[str], env: dict[str, str], log_path: Path, timeout: float, prefix: list[str] = ()
-) -> str:
-    """``[prefix] python -m module args``; its stdout (a JSON line). Killed after ``timeout`` seconds."""
+def run_json_worker(module: str, args: list[str], env: dict[str, str], log_path: Path, timeout: float) -> str:
+    """``python -m module args``; its stdout (a JSON line). Killed after ``timeout`` seconds."""
     with open(log_path, "ab") as log:
         done = subprocess.run(
-            [*prefix, sys.executable, "-m", module, *args], env=env, stdout=subprocess.PIPE, stderr=log, timeout=timeout
+            [sys.executable, "-m", module, *args], env=env, stdout=subprocess.PIPE, stderr=log, timeout=timeout
         )
     if done.returncode != 0:
         raise RuntimeError(f"{module} {' '.join(args)} exited {done.returncode}; see {log_path}")

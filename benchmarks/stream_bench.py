@@ -9,6 +9,7 @@ from confluent_kafka import Producer
 
 from espstream.config import CommonSettings
 from espstream.embedded import free_port
+from normalizer.settings import NormalizerSettings
 
 from .payloads import raw_records
 from .stack import Service, fresh_broker, run_json_worker, running
@@ -19,7 +20,7 @@ WORKER_DEADLINE_SECONDS = 240.0
 
 
 def preload(bootstrap_servers: str, topic: str, count: int) -> float:
-    """Write ``count`` raw records as the gateway would; the seconds it took."""
+    """Write ``count`` raw records as the gateway would, and read them back; the seconds it took."""
     producer = Producer(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -47,12 +48,13 @@ def preload(bootstrap_servers: str, topic: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def measure(kind: str, count: int, log_dir: Path, prefix: list[str] = ()) -> dict:
-    """One run of ``kind`` (normalizer | passthrough) over ``count`` fresh raw records."""
+def measure(kind: str, count: int, log_dir: Path) -> dict:
+    """One run of ``kind`` (a loop of benchmarks.stream_workers) over ``count`` fresh raw records."""
     with fresh_broker(log_dir, kind) as (broker, broker_env):
         env = {**os.environ, **broker_env}
         settings = CommonSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
         preload_seconds = preload(broker.bootstrap_servers, settings.raw_topic, count)
+        load_before = os.getloadavg()[0]
         registry_port = free_port()
         env["ESPSTREAM_SCHEMA_REGISTRY_URL"] = f"http://127.0.0.1:{registry_port}"
         registry = Service(
@@ -68,10 +70,16 @@ def measure(kind: str, count: int, log_dir: Path, prefix: list[str] = ()) -> dic
                 env,
                 log_dir / f"{kind}.log",
                 timeout=WORKER_DEADLINE_SECONDS + 60,
-                prefix=prefix,
             )
         result = json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
         result["preload_seconds"] = preload_seconds
+        result["load_average_before"] = load_before
         result["output_records"] = read_count(broker.bootstrap_servers, settings.normalized_topic, count)
         result["dead_letters"] = read_count(broker.bootstrap_servers, settings.dlq_topic, 0, idle_seconds=1.0)
     return result
+
+
+def settings() -> dict:
+    """The shape both loops run with (ESPSTREAM_* variables apply, as for the services)."""
+    current = NormalizerSettings()
+    return {"partitions": current.topic_partitions, "batch_size": current.normalizer_batch_size}

@@ -1,6 +1,6 @@
 """The two timed consume -> produce loops, each in a process of its own.
 
-``python -m benchmarks.stream_workers normalizer|passthrough EXPECTED DEADLINE_SECONDS``
+``python -m benchmarks.stream_workers normalizer|passthrough|normalizer-stages EXPECTED DEADLINE_SECONDS``
 reads its settings from ESPSTREAM_* variables like ``espstream normalize``,
 processes EXPECTED raw records, then prints one JSON line: the seconds from the
 first batch consumed to the commit of the last one.
@@ -142,18 +142,41 @@ def run_passthrough(stopwatch: Stopwatch) -> None:
         producer.flush(10)
 
 
-LOOPS = {"normalizer": run_normalizer, "passthrough": run_passthrough}
+def run_normalizer_stages(stopwatch: Stopwatch) -> dict:
+    """The normalizer with a clock on every stage: slower than ``run_normalizer``, for the breakdown only."""
+    from . import profiling
+
+    clock = profiling.StageClock()
+    profiling.instrument_modules(clock)
+
+    class StagedNormalizer(TimedNormalizer):
+        def process_batch(self, messages: list[Message]) -> None:
+            clock.armed = True
+            super().process_batch(messages)
+
+    service = StagedNormalizer(stopwatch)
+    profiling.instrument_service(service, clock)
+    timer = threading.Timer(max(stopwatch.deadline - time.monotonic(), 0), service.stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        service.run()
+    finally:
+        timer.cancel()
+    if not stopwatch.finished:
+        return {}
+    return {"stages": profiling.breakdown(clock, stopwatch.records, stopwatch.finished - stopwatch.started)}
+
+
+LOOPS = {"normalizer": run_normalizer, "passthrough": run_passthrough, "normalizer-stages": run_normalizer_stages}
 
 
 def main(argv: list[str]) -> int:
     kind, expected, deadline = argv[0], int(argv[1]), float(argv[2])
-    import os, importlib  # EXPERIMENT
-    if os.environ.get("BENCH_VARIANT"):
-        sys.path.insert(0, "/tmp/variants"); importlib.import_module(os.environ["BENCH_VARIANT"])
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stopwatch = Stopwatch(expected, deadline)
-    LOOPS[kind](stopwatch)
-    print(json.dumps(stopwatch.result(kind)), flush=True)
+    extra = LOOPS[kind](stopwatch) or {}
+    print(json.dumps({**stopwatch.result(kind), **extra}), flush=True)
     return 0 if stopwatch.finished is not None else 1
 
 

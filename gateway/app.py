@@ -3,12 +3,14 @@
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 from espstream import __version__
 from schemas import raw
@@ -29,6 +31,24 @@ class ConfigurationError(Exception):
 
 class BodyTooLarge(Exception):
     pass
+
+
+class WebhookRoute(APIRoute):
+    """A webhook route, documented like any other, served without FastAPI's per-request parameter solving.
+
+    The endpoint takes only the path's ``esp`` (text) and the raw Request, and
+    returns a Response itself, so that machinery had nothing to validate or
+    convert; skipping it cuts the gateway's CPU time per request by about a
+    fifth (BENCHMARKS.md).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+
+        async def handle(request: Request) -> Response:
+            return await endpoint(request.path_params["esp"], request)
+
+        return handle
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -53,7 +73,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await asyncio.to_thread(producer.stop)
+            await producer.stop()
 
     app = FastAPI(title="espstream gateway", version=__version__, lifespan=lifespan)
     unauthorized_headers = {"WWW-Authenticate": 'Basic realm="espstream webhooks", charset="UTF-8"'}
@@ -87,8 +107,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     for path in ("/webhooks/{esp}/tracking/", "/webhooks/{esp}/tracking"):
         main_route = path.endswith("/")
-        app.add_api_route(path, receive_webhook, methods=["POST"], include_in_schema=main_route,
-                          summary="Receive an ESP tracking webhook")
+        app.router.add_api_route(path, receive_webhook, methods=["POST"], include_in_schema=main_route,
+                                 summary="Receive an ESP tracking webhook", route_class_override=WebhookRoute)
         app.add_api_route(path, probe, methods=["HEAD"], include_in_schema=False)
 
     @app.get("/healthz", summary="The process is up")

@@ -1,8 +1,11 @@
 """An asyncio front for confluent-kafka's Producer: ``await send(...)`` returns once the broker acked.
 
-A thread serves librdkafka's delivery callbacks and hands each poll's worth of
-results to the event loop in one call, so the loop is never blocked by Kafka
-and is woken once per batch rather than once per record.
+librdkafka's delivery callbacks are served on the event loop itself, by a task
+that polls without blocking (``poll(0)``): every millisecond while some request
+awaits an acknowledgement, every 50 ms otherwise (error callbacks, producer
+replacement). A callback thread has to take the GIL from the busy loop once
+per record, which cost the gateway a large share of its throughput under load
+(BENCHMARKS.md); polling with a zero timeout still never blocks the loop.
 """
 
 import asyncio
@@ -17,6 +20,10 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
+
+# How often the loop polls librdkafka while acknowledgements are awaited, and otherwise.
+BUSY_POLL_SECONDS = 0.001
+IDLE_POLL_SECONDS = 0.05
 
 
 class BrokerUnavailable(Exception):
@@ -41,20 +48,26 @@ class AckingProducer:
         # producer's id for good, and only a new producer gets a new one.
         self._replace = threading.Event()
         self._replaced_at = 0.0
-        self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._poller: asyncio.Task[None] | None = None
         self._delivered: list[tuple[asyncio.Future[None], KafkaError | None]] = []
-        self._thread = threading.Thread(target=self._serve_callbacks, name="kafka-acks", daemon=True)
+        self._awaiting = 0  # requests waiting for their acknowledgement
+        self._idle: asyncio.Future[None] | None = None  # set to wake the poller from its idle wait
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._thread.start()
+        self._poller = self._loop.create_task(self._serve_callbacks(), name="kafka-acks")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Wait for outstanding records, then stop the callback thread."""
-        self._stopping.set()
-        self._thread.join()
-        self._producer.flush(timeout)
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving callbacks, then wait (off the loop) for outstanding records."""
+        if self._poller is not None:
+            self._poller.cancel()
+            try:
+                await self._poller
+            except asyncio.CancelledError:
+                pass
+            self._poller = None
+        await asyncio.to_thread(self._producer.flush, timeout)
 
     async def send(self, topic: str, value: bytes, headers: Headers) -> None:
         assert self._loop is not None, "start() first"
@@ -65,10 +78,15 @@ class AckingProducer:
             raise BrokerUnavailable("the producer's queue is full") from None
         except KafkaException as error:
             raise BrokerUnavailable(str(error)) from None
+        self._awaiting += 1
+        if self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
         try:
             await asyncio.wait_for(future, self._ack_timeout)
         except TimeoutError:
             raise BrokerUnavailable(f"no acknowledgement within {self._ack_timeout}s") from None
+        finally:
+            self._awaiting -= 1
 
     def topic_available(self, topic: str, timeout: float) -> bool:
         """Whether the broker answers and knows ``topic`` with a leader for every partition. Blocking."""
@@ -81,16 +99,33 @@ class AckingProducer:
             return False
         return all(p.error is None and p.leader >= 0 for p in found.partitions.values())
 
-    # Callback thread
+    # Callbacks, served on the event loop
 
-    def _serve_callbacks(self) -> None:
-        while not self._stopping.is_set():
-            self._producer.poll(0.05)
-            if self._delivered:
-                batch, self._delivered = self._delivered, []
-                self._loop.call_soon_threadsafe(_resolve, batch)  # type: ignore[union-attr]
-            if self._replace.is_set() and time.monotonic() - self._replaced_at > self._ack_timeout:
-                self._replace_producer()
+    async def _serve_callbacks(self) -> None:
+        assert self._loop is not None
+        while True:
+            try:
+                self._serve_ready_callbacks()
+            except Exception:  # the loop must go on, or every later request times out
+                log.exception("serving Kafka callbacks failed")
+            if self._awaiting:
+                await asyncio.sleep(BUSY_POLL_SECONDS)
+                continue
+            self._idle = self._loop.create_future()
+            try:
+                await asyncio.wait_for(self._idle, IDLE_POLL_SECONDS)
+            except TimeoutError:
+                pass
+            finally:
+                self._idle = None
+
+    def _serve_ready_callbacks(self) -> None:
+        self._producer.poll(0)  # never blocks; runs _on_delivery and _on_error for what is ready
+        if self._delivered:
+            batch, self._delivered = self._delivered, []
+            _resolve(batch)
+        if self._replace.is_set() and time.monotonic() - self._replaced_at > self._ack_timeout:
+            self._replace_producer()
 
     def _on_delivery(self, future: asyncio.Future[None], error: KafkaError | None, _msg: object) -> None:
         self._delivered.append((future, error))
@@ -115,6 +150,10 @@ class AckingProducer:
         self._replaced_at = time.monotonic()
         old.purge()
         old.poll(0)
+        # Destroying a client waits for its threads to end: not on the event loop.
+        discarded = [old]
+        del old
+        threading.Thread(target=discarded.pop, name="kafka-discard", daemon=True).start()
 
 
 def _resolve(batch: list[tuple[asyncio.Future[None], KafkaError | None]]) -> None:
