@@ -74,7 +74,6 @@ class _Proxy:
 
 def instrument_modules(clock: StageClock) -> None:
     """Clocks on the module-level functions the service calls; before the service is built."""
-    import confluent_kafka.schema_registry._sync.avro as confluent_avro
 
     import normalizer.request
     import normalizer.service
@@ -89,8 +88,6 @@ def instrument_modules(clock: StageClock) -> None:
     schemas.avro.event_to_record = clock.wrap("to_record", schemas.avro.event_to_record)
     schemas.avro.json = _Proxy(json, dumps=clock.wrap("json_dump", json.dumps))
     schemas.avro._avro_body = clock.wrap("avro_write", schemas.avro._avro_body)
-    else:  # everything through AvroSerializer
-        confluent_avro.schemaless_writer = clock.wrap("avro_write", confluent_avro.schemaless_writer)
 
 
 def instrument_service(service: Any, clock: StageClock) -> None:

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, KafkaException, Message, Producer
+from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from espstream.offsets import first_offsets, next_offsets
+from espstream.batches import BatchWorker
 from espstream.topics import create_missing, retained_topic
 from schemas import TrackingEvent
 from schemas.avro import EventDeserializer
@@ -34,10 +34,9 @@ DLQ_SOURCE_TOPIC = "dlq-source-topic"
 DLQ_SOURCE_PARTITION = "dlq-source-partition"
 DLQ_SOURCE_OFFSET = "dlq-source-offset"
 DLQ_FAILED_AT = "dlq-failed-at"
-REGISTRY_RETRY_SECONDS = 2.0
 
 
-class TrackingConsumer:
+class TrackingConsumer(BatchWorker):
     """The ``sender`` receivers are called with, as anymail passes its webhook view class."""
 
     def __init__(self, group: str, signal: Signal = tracking, settings: ConsumerSettings | None = None):
@@ -45,58 +44,33 @@ class TrackingConsumer:
         self.signal = signal
         self.settings = settings = settings or ConsumerSettings()
         self.dlq_topic = settings.group_dlq_topic(group)
-        self.consumer = Consumer(
-            settings.kafka(
-                **{
-                    "group.id": group,
-                    "enable.auto.commit": False,
-                    "auto.offset.reset": "earliest",
-                    "session.timeout.ms": settings.kafka_session_timeout_ms,
-                }
-            )
+        super().__init__(
+            settings.kafka(**{"group.id": group, "session.timeout.ms": settings.kafka_session_timeout_ms}),
+            settings.kafka(),
+            settings.consumer_batch_size,
         )
-        self.producer = Producer(settings.kafka(**{"enable.idempotence": True, "acks": "all", "linger.ms": 5}))
         self.decode = EventDeserializer(SchemaRegistryClient(settings.registry()))
-        self._stopping = False
 
-    def stop(self, *_args: object) -> None:
-        self._stopping = True
-
-    def run(self) -> None:
+    def run(self) -> None:  # type: ignore[override]
         create_missing(self.settings, [retained_topic(self.settings, self.dlq_topic)])
-        self.consumer.subscribe([self.settings.normalized_topic])
         log.info(
             "group %s consuming %s with %d receiver(s)",
             self.group, self.settings.normalized_topic, len(self.signal.connections),
         )
-        try:
-            while not self._stopping:
-                messages = self.consumer.consume(self.settings.consumer_batch_size, timeout=0.5)
-                if messages:
-                    self.process_batch(messages)
-        finally:
-            self.consumer.close()
-            self.producer.flush(10)
+        super().run(self.settings.normalized_topic)
 
-    def process_batch(self, messages: list[Message]) -> None:
-        records = [m for m in messages if m.error() is None]
+    def handle(self, records: list[Message]) -> bool:
         for message in records:
             try:
                 event = self.decode(message.value(), message.topic())
             except Exception as error:
                 if _transient(error):
-                    log.warning("schema registry unreachable (%s): re-reading the batch", error)
-                    self._rewind(records)
-                    time.sleep(REGISTRY_RETRY_SECONDS)
-                    return
+                    log.warning("schema registry unreachable (%s): reading the batch again", error)
+                    return False
                 self._dead_letter(message, "(decode)", error, attempts=1)
                 continue
             self._dispatch(message, event)
-        if self.producer.flush(30) > 0:
-            log.warning("dead letters not acknowledged: re-reading the batch")
-            self._rewind(records)
-            return
-        self._commit(records)
+        return True
 
     def _dispatch(self, message: Message, event: TrackingEvent) -> None:
         """Call each wanted receiver; retry only the failing ones; dead-letter what keeps failing."""
@@ -144,23 +118,7 @@ class TrackingConsumer:
             (DLQ_SOURCE_OFFSET, str(message.offset()).encode()),
             (DLQ_FAILED_AT, datetime.now(UTC).isoformat().encode()),
         ]
-        self.producer.produce(self.dlq_topic, message.value(), key=message.key(), headers=headers)
-
-    def _commit(self, records: list[Message]) -> None:
-        if not records:
-            return
-        try:
-            self.consumer.commit(offsets=next_offsets(records), asynchronous=False)
-        except KafkaException as error:
-            log.warning("offset commit failed, the batch will be delivered again: %s", error)
-
-    def _rewind(self, records: list[Message]) -> None:
-        for partition in first_offsets(records):
-            try:
-                self.consumer.seek(partition)
-            except KafkaException as error:
-                log.info("not rewinding %s: %s", partition, error)
-
+        self.produce(self.dlq_topic, message.value(), key=message.key(), headers=headers)
 
 def _transient(error: Exception) -> bool:
     """A registry outage, as opposed to a record that can never be decoded."""

@@ -1,8 +1,7 @@
 """The normalizer service: raw topic -> Avro events on the normalized topic, failures to the DLQ.
 
-At least once: a batch of raw records is consumed, every event (or dead letter)
-produced for it, the producer flushed, and only when every record was
-acknowledged are the raw offsets committed. A failed delivery re-reads the batch.
+At least once (espstream.batches): every event or dead letter produced for a
+batch of raw records is acknowledged before the batch's offsets are committed.
 """
 
 import logging
@@ -10,11 +9,11 @@ import signal
 import time
 from datetime import UTC, datetime
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream import __version__
-from espstream.offsets import first_offsets, next_offsets
+from espstream.batches import BatchWorker
 from schemas import Provenance, TrackingEvent
 from schemas import raw
 from schemas.avro import EventSerializer
@@ -26,7 +25,6 @@ from .settings import NormalizerSettings
 log = logging.getLogger("espstream.normalizer")
 
 MAX_ERROR_MESSAGE = 2000
-RETRY_BACKOFF_SECONDS = 2.0
 
 
 class EncodeError(Exception):
@@ -39,59 +37,32 @@ def event_key(event: TrackingEvent) -> bytes | None:
     return key.encode() if key else None
 
 
-class NormalizerService:
+class NormalizerService(BatchWorker):
     def __init__(self, settings: NormalizerSettings | None = None):
         self.settings = settings = settings or NormalizerSettings()
-        self.consumer = Consumer(
+        super().__init__(
+            settings.kafka(
+                **{"group.id": settings.normalizer_group, "session.timeout.ms": settings.kafka_session_timeout_ms}
+            ),
             settings.kafka(
                 **{
-                    "group.id": settings.normalizer_group,
-                    "enable.auto.commit": False,
-                    "auto.offset.reset": "earliest",
-                    "session.timeout.ms": settings.kafka_session_timeout_ms,
+                    "message.max.bytes": settings.max_record_bytes,
+                    "message.timeout.ms": settings.normalizer_delivery_timeout_ms,
                 }
-            )
+            ),
+            settings.normalizer_batch_size,
         )
-        self._producer_config = settings.kafka(
-            **{
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "message.max.bytes": settings.max_record_bytes,
-                "message.timeout.ms": settings.normalizer_delivery_timeout_ms,
-            }
-        )
-        self.producer = Producer(self._producer_config)
         self.serialize = EventSerializer(SchemaRegistryClient(settings.registry()), settings.normalized_topic)
-        self._stopping = False
-        self._delivery_failed: KafkaError | None = None
 
-    def stop(self, *_args: object) -> None:
-        """Finish the batch in hand, commit it, leave the group."""
-        self._stopping = True
-
-    def run(self) -> None:
+    def run(self) -> None:  # type: ignore[override]
         self._wait_for_registry()
-        self.consumer.subscribe([self.settings.raw_topic])
         log.info("normalizer consuming %s as group %s", self.settings.raw_topic, self.settings.normalizer_group)
-        try:
-            while not self._stopping:
-                messages = self.consumer.consume(self.settings.normalizer_batch_size, timeout=0.5)
-                if messages:
-                    self.process_batch(messages)
-        finally:
-            self.consumer.close()
-            self.producer.flush(10)
+        super().run(self.settings.raw_topic)
 
-    def process_batch(self, messages: list[Message]) -> None:
-        records = [m for m in messages if not self._consume_error(m)]
+    def handle(self, records: list[Message]) -> bool:
         for message in records:
             self._process(message)
-        self.producer.flush()
-        if self._delivery_failed is not None:
-            self._rewind(records)
-            return
-        self._commit(records)
+        return True
 
     def _process(self, message: Message) -> None:
         try:
@@ -106,7 +77,7 @@ class NormalizerService:
             self._dead_letter(message, "encode", error)
             return
         for key, value in encoded:
-            self._produce(self.settings.normalized_topic, value, key=key)
+            self.produce(self.settings.normalized_topic, value, key=key)
 
     def _encode(self, message: Message, webhook: raw.RawWebhook, events: list[TrackingEvent]) -> list[tuple[bytes | None, bytes]]:
         encoded = []
@@ -144,49 +115,7 @@ class NormalizerService:
             (raw.DLQ_FAILED_AT, datetime.now(UTC).isoformat().encode()),
             (raw.DLQ_NORMALIZER_VERSION, __version__.encode()),
         ]
-        self._produce(self.settings.dlq_topic, message.value(), key=message.key(), headers=headers)
-
-    def _produce(self, topic: str, value: bytes | None, key: bytes | None, headers: raw.Headers | None = None) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value, key=key, headers=headers, on_delivery=self._on_delivery)
-                return
-            except BufferError:  # local queue full: let deliveries drain
-                self.producer.poll(0.1)
-
-    def _on_delivery(self, error: KafkaError | None, _message: Message) -> None:
-        if error is not None and self._delivery_failed is None:
-            self._delivery_failed = error
-
-    def _commit(self, records: list[Message]) -> None:
-        if not records:
-            return
-        try:
-            self.consumer.commit(offsets=next_offsets(records), asynchronous=False)
-        except KafkaException as error:
-            # The batch is durable downstream; it will be re-read and duplicated, not lost.
-            log.warning("offset commit failed: %s", error)
-
-    def _rewind(self, records: list[Message]) -> None:
-        log.warning("delivery failed (%s): re-reading the batch in %.0fs", self._delivery_failed, RETRY_BACKOFF_SECONDS)
-        self._delivery_failed = None
-        # A broker that lost our idempotence state (the embedded one after a restart)
-        # refuses this producer's id for good; a new producer gets a new id.
-        self.producer.purge()
-        self.producer = Producer(self._producer_config)
-        for partition in first_offsets(records):
-            try:
-                self.consumer.seek(partition)
-            except KafkaException as error:  # partition revoked meanwhile: its new owner re-reads it
-                log.info("not rewinding %s: %s", partition, error)
-        time.sleep(RETRY_BACKOFF_SECONDS)
-
-    def _consume_error(self, message: Message) -> bool:
-        error = message.error()
-        if error is None:
-            return False
-        log.warning("consume error: %s", error)
-        return True
+        self.produce(self.settings.dlq_topic, message.value(), key=message.key(), headers=headers)
 
     def _wait_for_registry(self) -> None:
         """Register the event schema before consuming, so encoding never waits on the registry."""

@@ -1,0 +1,98 @@
+"""The at-least-once loop the normalizer and the consumer runner share.
+
+Consume a batch, let the subclass handle it (producing what it produces), wait
+until the broker acknowledged every produced record, then commit the batch's
+offsets. If anything was not acknowledged, or the subclass asks for it, seek
+back and read the batch again: work can repeat after a failure, never be skipped.
+"""
+
+import logging
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+
+from .offsets import first_offsets, next_offsets
+
+log = logging.getLogger("espstream.batches")
+
+RETRY_BACKOFF_SECONDS = 2.0
+
+
+class BatchWorker:
+    def __init__(self, consumer_config: dict[str, Any], producer_config: dict[str, Any], batch_size: int):
+        # Commits are this loop's business alone; durability settings are not negotiable.
+        self.consumer = Consumer({"auto.offset.reset": "earliest", **consumer_config, "enable.auto.commit": False})
+        self._producer_config = {"linger.ms": 5, **producer_config, "enable.idempotence": True, "acks": "all"}
+        self.producer = Producer(self._producer_config)
+        self.batch_size = batch_size
+        self._stopping = False
+        self._delivery_failed: KafkaError | None = None
+
+    def handle(self, records: list[Message]) -> bool:
+        """Process a batch; False to read it again later (e.g. a dependency is down)."""
+        raise NotImplementedError
+
+    def stop(self, *_args: object) -> None:
+        """Finish the batch in hand, commit it, leave the group."""
+        self._stopping = True
+
+    def run(self, topic: str) -> None:
+        self.consumer.subscribe([topic])
+        try:
+            while not self._stopping:
+                messages = self.consumer.consume(self.batch_size, timeout=0.5)
+                if messages:
+                    self.process_batch(messages)
+        finally:
+            self.consumer.close()
+            self.producer.flush(10)
+
+    def process_batch(self, messages: list[Message]) -> None:
+        records = [m for m in messages if not self._consume_error(m)]
+        if not records:
+            return
+        handled = self.handle(records)
+        self.producer.flush()
+        if not handled or self._delivery_failed is not None:
+            self._rewind(records)
+            return
+        try:
+            self.consumer.commit(offsets=next_offsets(records), asynchronous=False)
+        except KafkaException as error:
+            # Everything is durable downstream; the batch will be read again, not lost.
+            log.warning("offset commit failed: %s", error)
+
+    def produce(self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key=key, headers=headers, on_delivery=self._on_delivery)
+                return
+            except BufferError:  # local queue full: let deliveries drain
+                self.producer.poll(0.1)
+
+    def _on_delivery(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None and self._delivery_failed is None:
+            self._delivery_failed = error
+
+    def _rewind(self, records: list[Message]) -> None:
+        if self._delivery_failed is not None:
+            log.warning("delivery failed (%s): reading the batch again", self._delivery_failed)
+            self._delivery_failed = None
+            # A broker that lost our idempotence state (the embedded one after a restart)
+            # refuses this producer's id for good; a new producer gets a new id.
+            self.producer.purge()
+            self.producer = Producer(self._producer_config)
+        for partition in first_offsets(records):
+            try:
+                self.consumer.seek(partition)
+            except KafkaException as error:  # revoked meanwhile: its new owner reads it again
+                log.info("not rewinding %s: %s", partition, error)
+        time.sleep(RETRY_BACKOFF_SECONDS)
+
+    def _consume_error(self, message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return False
+        log.warning("consume error: %s", error)
+        return True
