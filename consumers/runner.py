@@ -45,8 +45,15 @@ class TrackingConsumer(BatchWorker):
         self.settings = settings = settings or ConsumerSettings()
         self.dlq_topic = settings.group_dlq_topic(group)
         super().__init__(
-            settings.kafka(**{"group.id": group, "session.timeout.ms": settings.kafka_session_timeout_ms}),
-            settings.kafka(),
+            settings.kafka(
+                **{
+                    "group.id": group,
+                    "session.timeout.ms": settings.kafka_session_timeout_ms,
+                    # A batch of events that all exhaust their retries must not get this member evicted.
+                    "max.poll.interval.ms": _max_poll_interval_ms(settings),
+                }
+            ),
+            settings.kafka(**{"message.max.bytes": settings.max_dead_letter_bytes}),
             settings.consumer_batch_size,
         )
         self.decode = EventDeserializer(SchemaRegistryClient(settings.registry()))
@@ -68,6 +75,9 @@ class TrackingConsumer(BatchWorker):
                     log.warning("schema registry unreachable (%s): reading the batch again", error)
                     return False
                 self._dead_letter(message, "(decode)", error, attempts=1)
+                continue
+            if event is None:  # a null value: nothing to decode, nothing to call
+                self._dead_letter(message, "(decode)", ValueError("record has no value"), attempts=1)
                 continue
             self._dispatch(message, event)
         return True
@@ -119,6 +129,16 @@ class TrackingConsumer(BatchWorker):
             (DLQ_FAILED_AT, datetime.now(UTC).isoformat().encode()),
         ]
         self.produce(self.dlq_topic, message.value(), key=message.key(), headers=headers)
+
+def _max_poll_interval_ms(settings: ConsumerSettings) -> int:
+    """Long enough for a whole batch whose every event waits out every retry."""
+    backoff, total = settings.consumer_retry_backoff_seconds, 0.0
+    for _ in range(settings.consumer_max_attempts - 1):
+        total += backoff
+        backoff = min(backoff * 2, settings.consumer_retry_backoff_max_seconds)
+    worst_seconds = settings.consumer_batch_size * (total + 1.0) + 60
+    return min(max(300_000, int(worst_seconds * 1000)), 86_400_000)
+
 
 def _transient(error: Exception) -> bool:
     """A registry outage, as opposed to a record that can never be decoded."""

@@ -44,6 +44,8 @@ class Signal:
         ``event_types`` and ``esps`` (anymail ESP names or URL slugs) narrow what it gets.
         Connecting the same function twice keeps one connection, as Django's signals do.
         """
+        if isinstance(event_types, str) or isinstance(esps, str):
+            raise TypeError("event_types and esps take collections, e.g. esps={'Postmark'}")
         self.disconnect(receiver)
         self._connections.append(
             Connection(

@@ -22,7 +22,8 @@ RETRY_BACKOFF_SECONDS = 2.0
 class BatchWorker:
     def __init__(self, consumer_config: dict[str, Any], producer_config: dict[str, Any], batch_size: int):
         # Commits are this loop's business alone; durability settings are not negotiable.
-        self.consumer = Consumer({"auto.offset.reset": "earliest", **consumer_config, "enable.auto.commit": False})
+        # A group without offsets starts at the beginning: the records behind a gateway 200 are never skipped.
+        self.consumer = Consumer({**consumer_config, "enable.auto.commit": False, "auto.offset.reset": "earliest"})
         self._producer_config = {"linger.ms": 5, **producer_config, "enable.idempotence": True, "acks": "all"}
         self.producer = Producer(self._producer_config)
         self.batch_size = batch_size

@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_MAX_BODY_BYTES = 2_621_440
 # Room for the raw record's headers on top of the body.
 RECORD_OVERHEAD_BYTES = 256 * 1024
+# Room for a dead letter's own headers on top of the record it carries.
+DEAD_LETTER_HEADROOM_BYTES = 64 * 1024
 
 
 class CommonSettings(BaseSettings):
@@ -42,6 +44,10 @@ class CommonSettings(BaseSettings):
     @property
     def max_record_bytes(self) -> int:
         return self.max_body_bytes + RECORD_OVERHEAD_BYTES
+
+    @property
+    def max_dead_letter_bytes(self) -> int:
+        return self.max_record_bytes + DEAD_LETTER_HEADROOM_BYTES
 
 
 class RegistrySettings(CommonSettings):

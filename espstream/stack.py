@@ -107,7 +107,7 @@ def run_stack() -> int:
 
 def _announce(secret: str | None) -> None:
     base = f"http://127.0.0.1:{GATEWAY_PORT}"
-    auth = f" -u '{secret.split(',')[0]}'" if secret else ""
+    auth = " -u 'USER:PASSWORD'" if secret else ""  # one of ESPSTREAM_WEBHOOK_SECRET's; never printed
     print(
         "\nespstream is running.\n"
         f"  webhook URLs: {base}/webhooks/<esp>/tracking/  (e.g. {base}/webhooks/postmark/tracking/)\n"

@@ -28,7 +28,8 @@ def ensure_topics(settings: CommonSettings, timeout: float = 15.0) -> list[str]:
 
 def retained_topic(settings: CommonSettings, name: str) -> NewTopic:
     """A topic whose records are kept until deleted: raw webhooks and dead letters."""
-    keep_forever = {"retention.ms": "-1", "retention.bytes": "-1", "max.message.bytes": str(settings.max_record_bytes)}
+    # Dead letters are a record plus headers; the raw topic gets the same room, simply.
+    keep_forever = {"retention.ms": "-1", "retention.bytes": "-1", "max.message.bytes": str(settings.max_dead_letter_bytes)}
     return NewTopic(name, settings.topic_partitions, settings.topic_replication_factor, config=keep_forever)
 
 

@@ -9,7 +9,7 @@ import signal
 import time
 from datetime import UTC, datetime
 
-from confluent_kafka import Message
+from confluent_kafka import KafkaException, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream import __version__
@@ -25,6 +25,8 @@ from .settings import NormalizerSettings
 log = logging.getLogger("espstream.normalizer")
 
 MAX_ERROR_MESSAGE = 2000
+# What librdkafka counts beside key and value against message.max.bytes, generously.
+RECORD_FRAMING_BYTES = 1024
 
 
 class EncodeError(Exception):
@@ -46,7 +48,7 @@ class NormalizerService(BatchWorker):
             ),
             settings.kafka(
                 **{
-                    "message.max.bytes": settings.max_record_bytes,
+                    "message.max.bytes": settings.max_dead_letter_bytes,
                     "message.timeout.ms": settings.normalizer_delivery_timeout_ms,
                 }
             ),
@@ -76,8 +78,11 @@ class NormalizerService(BatchWorker):
         except Exception as error:
             self._dead_letter(message, "encode", error)
             return
-        for key, value in encoded:
-            self.produce(self.settings.normalized_topic, value, key=key)
+        try:
+            for key, value in encoded:
+                self.produce(self.settings.normalized_topic, value, key=key)
+        except KafkaException as error:  # refused before sending (e.g. over the producer's size limit)
+            self._dead_letter(message, "produce", error)
 
     def _encode(self, message: Message, webhook: raw.RawWebhook, events: list[TrackingEvent]) -> list[tuple[bytes | None, bytes]]:
         encoded = []
@@ -93,9 +98,11 @@ class NormalizerService(BatchWorker):
                 normalizer_version=__version__,
             )
             value = self.serialize(event)
-            if len(value) > self.settings.max_record_bytes:
-                raise EncodeError(f"event {index} encodes to {len(value)} bytes, over the {self.settings.max_record_bytes}-byte limit")
-            encoded.append((event_key(event), value))
+            key = event_key(event)
+            size = len(value) + len(key or b"") + RECORD_FRAMING_BYTES
+            if size > self.settings.max_record_bytes:
+                raise EncodeError(f"event {index} encodes to {size} bytes, over the {self.settings.max_record_bytes}-byte limit")
+            encoded.append((key, value))
         return encoded
 
     def _dead_letter(self, message: Message, stage: str, error: BaseException) -> None:

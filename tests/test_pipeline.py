@@ -306,3 +306,19 @@ def test_normalizer_stops_on_sigterm_after_committing_what_it_did(pipeline: Pipe
         ends[m.partition()] = max(ends.get(m.partition(), 0), m.offset() + 1)
     assert {tp.partition: tp.offset for tp in committed if tp.partition in ends} == ends
     pipeline.restart_normalizer()
+
+
+def test_a_record_without_value_on_the_normalized_topic_is_dead_lettered_not_fatal(pipeline: Pipeline) -> None:
+    from confluent_kafka import Producer
+
+    group = f"tombstone-{uuid.uuid4().hex[:8]}"
+    producer = Producer({"bootstrap.servers": pipeline.bootstrap_servers})
+    producer.produce(pipeline.topic("normalized"), None, key=b"tombstone")
+    producer.flush(10)
+    message_id = str(uuid.uuid4())
+    with ReceiverThread(pipeline, group) as receiver:
+        assert pipeline.post("postmark", postmark_delivery(message_id)).status_code == 200
+        eventually(lambda: [e for e, _ in receiver.events if e.message_id == message_id])
+        dlq_topic = receiver.runner.dlq_topic
+    [letter] = [m for m in read_topic(pipeline.bootstrap_servers, dlq_topic) if m.key() == b"tombstone"]
+    assert dict(letter.headers())["dlq-receiver"] == b"(decode)"
