@@ -79,7 +79,10 @@ class TimedNormalizer(NormalizerService):
 
 
 def run_normalizer(stopwatch: Stopwatch) -> None:
-    service = TimedNormalizer(stopwatch)
+    run_until_deadline(TimedNormalizer(stopwatch), stopwatch)
+
+
+def run_until_deadline(service: NormalizerService, stopwatch: Stopwatch) -> None:
     # The deadline also covers a group join or a registry that never comes.
     timer = threading.Timer(max(stopwatch.deadline - time.monotonic(), 0), service.stop)
     timer.daemon = True
@@ -156,13 +159,7 @@ def run_normalizer_stages(stopwatch: Stopwatch) -> dict:
 
     service = StagedNormalizer(stopwatch)
     profiling.instrument_service(service, clock)
-    timer = threading.Timer(max(stopwatch.deadline - time.monotonic(), 0), service.stop)
-    timer.daemon = True
-    timer.start()
-    try:
-        service.run()
-    finally:
-        timer.cancel()
+    run_until_deadline(service, stopwatch)
     if not stopwatch.finished:
         return {}
     return {"stages": profiling.breakdown(clock, stopwatch.records, stopwatch.finished - stopwatch.started)}
