@@ -162,7 +162,7 @@ def write(results: dict) -> None:
         "Needs `wrk` (installed with apt-get when missing and running as root). Every process (Tansu broker, "
         "schema registry, gateway, bare app, workers) is started on 127.0.0.1 and stopped by the script; logs go "
         "to a temporary directory printed at the start. Other work on the machine skews the figures: the load "
-        "average before each run is recorded.",
+        "average before each run is recorded. With `--only`, the figures are printed and this file is left as it is.",
     ]
     if "gateway" in results:
         g = results["gateway"]
