@@ -7,7 +7,6 @@ event was dead-lettered to ``<normalized topic>.dlq.<group>`` after its last att
 import logging
 import signal as signals
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,24 +16,13 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from espstream.batches import BatchWorker
 from espstream.topics import create_missing, retained_topic
-from schemas import TrackingEvent
+from schemas import TrackingEvent, raw
 from schemas.avro import EventDeserializer
 
 from .settings import ConsumerSettings
 from .signals import Connection, Signal, tracking
 
 log = logging.getLogger("espstream.consumers")
-
-DLQ_GROUP = "dlq-group"
-DLQ_RECEIVER = "dlq-receiver"
-DLQ_ERROR_CLASS = "dlq-error-class"
-DLQ_ERROR_MESSAGE = "dlq-error-message"
-DLQ_ATTEMPTS = "dlq-attempts"
-DLQ_SOURCE_TOPIC = "dlq-source-topic"
-DLQ_SOURCE_PARTITION = "dlq-source-partition"
-DLQ_SOURCE_OFFSET = "dlq-source-offset"
-DLQ_FAILED_AT = "dlq-failed-at"
-
 
 class TrackingConsumer(BatchWorker):
     """The ``sender`` receivers are called with, as anymail passes its webhook view class."""
@@ -117,17 +105,15 @@ class TrackingConsumer(BatchWorker):
         return failures
 
     def _dead_letter(self, message: Message, receiver: str, error: Exception, attempts: int) -> None:
-        headers = list(message.headers() or []) + [
-            (DLQ_GROUP, self.group.encode()),
-            (DLQ_RECEIVER, receiver.encode()),
-            (DLQ_ERROR_CLASS, type(error).__name__.encode()),
-            (DLQ_ERROR_MESSAGE, str(error)[:2000].encode("utf-8", "replace")),
-            (DLQ_ATTEMPTS, str(attempts).encode()),
-            (DLQ_SOURCE_TOPIC, message.topic().encode()),
-            (DLQ_SOURCE_PARTITION, str(message.partition()).encode()),
-            (DLQ_SOURCE_OFFSET, str(message.offset()).encode()),
-            (DLQ_FAILED_AT, datetime.now(UTC).isoformat().encode()),
-        ]
+        headers = raw.dead_letter_headers(
+            message,
+            error,
+            [
+                (raw.DLQ_GROUP, self.group.encode()),
+                (raw.DLQ_RECEIVER, receiver.encode()),
+                (raw.DLQ_ATTEMPTS, str(attempts).encode()),
+            ],
+        )
         self.produce(self.dlq_topic, message.value(), key=message.key(), headers=headers)
 
 def _max_poll_interval_ms(settings: ConsumerSettings) -> int:

@@ -7,7 +7,6 @@ batch of raw records is acknowledged before the batch's offsets are committed.
 import logging
 import signal
 import time
-from datetime import UTC, datetime
 
 from confluent_kafka import KafkaException, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -24,7 +23,6 @@ from .settings import NormalizerSettings
 
 log = logging.getLogger("espstream.normalizer")
 
-MAX_ERROR_MESSAGE = 2000
 # What librdkafka counts beside key and value against message.max.bytes, generously.
 RECORD_FRAMING_BYTES = 1024
 
@@ -112,16 +110,9 @@ class NormalizerService(BatchWorker):
             # A NormalizeError is the payload's fault; anything else is a bug worth its traceback.
             exc_info=None if isinstance(error, NormalizeError) else error,
         )
-        headers = list(message.headers() or []) + [
-            (raw.DLQ_STAGE, stage.encode()),
-            (raw.DLQ_ERROR_CLASS, type(error).__name__.encode()),
-            (raw.DLQ_ERROR_MESSAGE, str(error)[:MAX_ERROR_MESSAGE].encode("utf-8", "replace")),
-            (raw.DLQ_SOURCE_TOPIC, message.topic().encode()),
-            (raw.DLQ_SOURCE_PARTITION, str(message.partition()).encode()),
-            (raw.DLQ_SOURCE_OFFSET, str(message.offset()).encode()),
-            (raw.DLQ_FAILED_AT, datetime.now(UTC).isoformat().encode()),
-            (raw.DLQ_NORMALIZER_VERSION, __version__.encode()),
-        ]
+        headers = raw.dead_letter_headers(
+            message, error, [(raw.DLQ_STAGE, stage.encode()), (raw.DLQ_NORMALIZER_VERSION, __version__.encode())]
+        )
         self.produce(self.settings.dlq_topic, message.value(), key=message.key(), headers=headers)
 
     def _wait_for_registry(self) -> None:

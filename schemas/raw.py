@@ -6,7 +6,9 @@ request header except credentials as ``http-<lowercase name>``.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+
+from confluent_kafka import Message
 
 ESP = "esp"
 CONTENT_TYPE = "content-type"
@@ -29,8 +31,27 @@ DLQ_SOURCE_PARTITION = "dlq-source-partition"
 DLQ_SOURCE_OFFSET = "dlq-source-offset"
 DLQ_FAILED_AT = "dlq-failed-at"
 DLQ_NORMALIZER_VERSION = "dlq-normalizer-version"
+# A consumer group's dead letters (the Avro event) also carry these.
+DLQ_GROUP = "dlq-group"
+DLQ_RECEIVER = "dlq-receiver"
+DLQ_ATTEMPTS = "dlq-attempts"
+MAX_ERROR_MESSAGE = 2000
 
 Headers = list[tuple[str, bytes]]
+
+
+def dead_letter_headers(message: Message, error: BaseException, extra: Headers) -> Headers:
+    """The failed record's own headers, then ``extra``, then why, where from and when."""
+    return [
+        *(message.headers() or []),
+        *extra,
+        (DLQ_ERROR_CLASS, type(error).__name__.encode()),
+        (DLQ_ERROR_MESSAGE, str(error)[:MAX_ERROR_MESSAGE].encode("utf-8", "replace")),
+        (DLQ_SOURCE_TOPIC, message.topic().encode()),
+        (DLQ_SOURCE_PARTITION, str(message.partition()).encode()),
+        (DLQ_SOURCE_OFFSET, str(message.offset()).encode()),
+        (DLQ_FAILED_AT, datetime.now(UTC).isoformat().encode()),
+    ]
 
 
 @dataclass(slots=True, kw_only=True)
