@@ -1,6 +1,10 @@
-"""One module per ESP, each with ``ESP_NAME`` and ``parse_events(request) -> list[TrackingEvent]``."""
+"""One module per ESP, each with ``ESP_NAME`` and ``parse_events(request) -> list[TrackingEvent]``.
+
+The module of slug ``x`` is ``normalizer.esps.x``; a slug without one dead-letters as unsupported.
+"""
 
 import importlib
+import pkgutil
 from functools import cache
 from types import ModuleType
 
@@ -8,10 +12,11 @@ from schemas.esps import ESP_SLUGS
 
 from ..errors import UnsupportedEsp
 
-# Slugs whose parser exists; the others dead-letter as unsupported until they have one.
+# Slugs whose parser exists.
 PARSERS: dict[str, str] = {
-    "mailgun": "normalizer.esps.mailgun",
-    "postmark": "normalizer.esps.postmark",
+    module.name: f"{__name__}.{module.name}"
+    for module in pkgutil.iter_modules(__path__)
+    if module.name in ESP_SLUGS
 }
 
 
