@@ -36,3 +36,16 @@ def metadata_dict(value: Any, field: str) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     raise MalformedPayload(f"{field} is not an object: {value!r}")
+
+
+def batch_items(value: Any, field: str) -> list[Any]:
+    """The items of a JSON array of events, as anymail's ``for item in value`` reaches them.
+
+    An empty object or empty text iterates as nothing (anymail gives no events);
+    any other non-array would make anymail index a key or a character: malformed.
+    """
+    if isinstance(value, list):
+        return value
+    if value == {} or value == "":
+        return []
+    raise MalformedPayload(f"{field} is not a JSON array: {value!r}")

@@ -12,3 +12,7 @@ class NormalizerSettings(CommonSettings):
     kafka_session_timeout_ms: int = 6000
     # How long a produced event may wait for the broker before the batch is re-read.
     normalizer_delivery_timeout_ms: int = 60000
+    # anymail's SPARKPOST_TRACK_INITIAL_OPEN_AS_OPENED: SparkPost's initial_open and
+    # amp_initial_open become opened events too (else unknown, to avoid a double open).
+    # Read when a webhook is normalized (normalizer.esps.sparkpost), not only at startup.
+    sparkpost_track_initial_open_as_opened: bool = False

@@ -5,6 +5,7 @@ with ``datetime.fromtimestamp(float(...), tz=utc)``. These helpers reproduce bot
 without Django and turn anymail's crashes into ``MalformedPayload``.
 """
 
+import math
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -75,4 +76,31 @@ def epoch_timestamp(value: Any, field: str) -> datetime | None:
     try:
         return datetime.fromtimestamp(seconds, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):
+        raise MalformedPayload(f"{field} is out of range for a timestamp: {value!r}") from None
+
+
+def lenient_epoch_timestamp(value: Any, field: str) -> datetime | None:
+    """Epoch seconds as anymail reads them with ``fromtimestamp()`` in ``try/except ValueError``.
+
+    None for null and where that gives None (NaN, a year out of range). Numeric
+    text, on which anymail crashes, is read as the number it spells. A value too
+    large for the platform, non-numeric text or any other type: MalformedPayload.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise MalformedPayload(f"{field} is not a number of seconds since the epoch: {value!r}") from None
+        if not math.isfinite(number):
+            raise MalformedPayload(f"{field} is not a number of seconds since the epoch: {value!r}")
+        value = number
+    if not isinstance(value, (int, float)):  # bool is an int here, as for fromtimestamp()
+        raise MalformedPayload(f"{field} is not a number of seconds since the epoch: {value!r}")
+    try:
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    except ValueError:
+        return None
+    except (OverflowError, OSError):
         raise MalformedPayload(f"{field} is out of range for a timestamp: {value!r}") from None

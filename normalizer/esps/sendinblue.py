@@ -1,0 +1,16 @@
+"""SendinBlue, Brevo's former name: the same webhooks at the legacy ``sendinblue`` URL.
+
+anymail's ``SendinBlueTrackingWebhookView`` is Brevo's view under another ESP
+name, so everything is read as in ``brevo``; only ``esp_name`` differs.
+"""
+
+from schemas import TrackingEvent
+
+from ..request import WebhookRequest
+from .brevo import events_from
+
+ESP_NAME = "SendinBlue"
+
+
+def parse_events(request: WebhookRequest) -> list[TrackingEvent]:
+    return events_from(request, ESP_NAME)
