@@ -5,6 +5,7 @@ from hashlib import blake2b
 
 from schemas import TrackingEvent
 
+from .errors import MalformedPayload
 from .esps import esp_module
 from .request import WebhookRequest
 
@@ -26,7 +27,11 @@ def normalize(
         content_type=content_type,
         headers={name.lower(): value for name, value in (headers or {}).items()},
     )
-    events = module.parse_events(request)
+    try:
+        events = module.parse_events(request)
+    except RecursionError:
+        # JSON (the body, or JSON text inside it) nested beyond the parser's stack.
+        raise MalformedPayload("JSON nested too deeply to parse") from None
     # Same ESP and body -> same ids: an ESP's resend or a replay is recognisable.
     digest = blake2b(esp.encode() + b"\0" + body, digest_size=16).hexdigest()
     for index, event in enumerate(events):

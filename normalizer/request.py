@@ -35,6 +35,8 @@ class WebhookRequest:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as error:
             raise MalformedPayload(f"body is not valid JSON: {error}") from None
+        except RecursionError:
+            raise MalformedPayload("body is JSON nested too deeply to parse") from None
 
     def form(self) -> dict[str, list[str]]:
         """The body parsed as an HTML form, every field a list of its values, in order.

@@ -127,10 +127,9 @@ def esp_to_event(esp_event: Any) -> TrackingEvent:
 
 
 def _custom_args(esp_event: dict[str, Any]) -> dict[str, Any]:
-    # The same set difference as anymail's: metadata keys come in the set's order,
-    # which is what anymail gives (not the order SendGrid sent them in).
-    metadata_keys = set(esp_event.keys()) - SENDGRID_EVENT_KEYS
-    return {key: esp_event[key] for key in metadata_keys}
+    # anymail's set difference orders the keys by string hash, which changes from one
+    # process to the next; the same keys in the order SendGrid sent them are stable.
+    return {key: value for key, value in esp_event.items() if key not in SENDGRID_EVENT_KEYS}
 
 
 def _drop_cause(esp_event: dict[str, Any]) -> str:
