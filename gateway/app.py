@@ -1,9 +1,18 @@
-"""The webhook gateway: authenticate, write the exact body to the raw topic, answer after the ack."""
+"""The webhook gateway: authenticate, write the exact body to the raw topic, answer after the ack.
+
+A request goes through, in this order: the ESP is enabled (else 404), basic
+auth when configured (401), the body read within its size and time limits
+(413, 408), the ESP's signature when its key is configured (400; 503 when it
+cannot be checked now, e.g. the SNS certificate is unreachable), the write
+(503 unless the broker acknowledged, then 200), and last, after the answer,
+the verifier's ``after_stored`` step if it has one (SNS subscription
+confirmation). A refused request writes nothing.
+"""
 
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.background import BackgroundTask
 
 from espstream import __version__
 from schemas import raw
@@ -19,10 +29,12 @@ from schemas.esps import ESP_SLUGS
 from .auth import BasicAuth
 from .producer import AckingProducer, BrokerUnavailable
 from .settings import GatewaySettings
+from .signatures import InvalidKey, SignatureError, SignatureUnavailable, SignedRequest, Verifier, build_verifiers
 
 log = logging.getLogger("espstream.gateway")
 
 READY_TIMEOUT_SECONDS = 2.0
+CLOSE = {"Connection": "close"}
 
 
 class ConfigurationError(Exception):
@@ -30,6 +42,10 @@ class ConfigurationError(Exception):
 
 
 class BodyTooLarge(Exception):
+    pass
+
+
+class BodyTooSlow(Exception):
     pass
 
 
@@ -51,16 +67,19 @@ class WebhookRoute(APIRoute):
         return handle
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(
+    settings: GatewaySettings | None = None, *, fetch: Callable[[str], Awaitable[bytes]] | None = None
+) -> FastAPI:
+    """The gateway app. ``fetch`` (GET a URL, return its body) replaces the SNS verifier's HTTP client."""
     settings = settings or GatewaySettings()
     auth = BasicAuth(settings.webhook_secret)
-    if not auth and not settings.allow_unauthenticated:
-        raise ConfigurationError(
-            "no webhook credentials: set ESPSTREAM_WEBHOOK_SECRET to 'user:password' "
-            "(or ESPSTREAM_ALLOW_UNAUTHENTICATED=1 for a development stack no one else can reach)"
-        )
-    if not auth:
-        log.warning("ESPSTREAM_ALLOW_UNAUTHENTICATED=1: webhooks are accepted from ANYONE, without credentials")
+    try:
+        verifiers = build_verifiers(settings, fetch)
+    except InvalidKey as error:
+        raise ConfigurationError(str(error)) from None
+    enabled = frozenset(settings.enabled_esps)
+    _refuse_unprotected(settings, auth, verifiers, enabled)
+    _log_protection(settings, auth, verifiers, enabled)
 
     producer = AckingProducer(
         settings.kafka(**{"message.max.bytes": settings.max_record_bytes}), settings.ack_timeout_seconds
@@ -76,20 +95,39 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await producer.stop()
 
     app = FastAPI(title="espstream gateway", version=__version__, lifespan=lifespan)
-    unauthorized_headers = {"WWW-Authenticate": 'Basic realm="espstream webhooks", charset="UTF-8"'}
+    # A refused request's connection is closed: its body may be unread, or still arriving.
+    unauthorized_headers = {"WWW-Authenticate": 'Basic realm="espstream webhooks", charset="UTF-8"', **CLOSE}
     unavailable_headers = {"Retry-After": str(settings.retry_after_seconds)}
 
     async def receive_webhook(esp: str, request: Request) -> Response:
-        if esp not in ESP_SLUGS:
-            return JSONResponse({"detail": f"unknown ESP {esp!r}"}, status_code=404)
+        if esp not in enabled:
+            return _not_found(esp)
         if auth and not auth.accepts(request.headers.get("authorization")):
             return JSONResponse(
                 {"detail": "missing or wrong basic auth"}, status_code=401, headers=unauthorized_headers
             )
         try:
-            body = await _read_body(request, settings.max_body_bytes)
+            body = await _read_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
         except BodyTooLarge:
-            return JSONResponse({"detail": f"body over {settings.max_body_bytes} bytes"}, status_code=413)
+            return JSONResponse({"detail": f"body over {settings.max_body_bytes} bytes"}, status_code=413, headers=CLOSE)
+        except BodyTooSlow:
+            return JSONResponse(
+                {"detail": f"body not received within {settings.body_timeout_seconds}s"}, status_code=408, headers=CLOSE
+            )
+        verifier = verifiers.get(esp)
+        signed = None
+        if verifier is not None:
+            signed = _signed_request(esp, request, body)
+            try:
+                await verifier.verify(signed)
+            except SignatureError as error:
+                log.warning("webhook for %s refused (400): %s", esp, error)
+                return JSONResponse({"detail": f"signature check failed: {error}"}, status_code=400, headers=CLOSE)
+            except SignatureUnavailable as error:  # e.g. the SNS certificate host is down: the ESP retries
+                log.warning("webhook for %s not checked, answering 503: %s", esp, error)
+                return JSONResponse(
+                    {"detail": "signature cannot be checked now, retry later"}, status_code=503, headers=unavailable_headers
+                )
         request_id = uuid.uuid4().hex
         headers = _record_headers(esp, request, request_id) + static_headers
         try:
@@ -99,11 +137,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             return JSONResponse(
                 {"detail": "not stored, retry later"}, status_code=503, headers=unavailable_headers
             )
-        return Response(status_code=200, headers={"X-Request-Id": request_id})
+        after_stored = getattr(verifier, "after_stored", None)
+        background = None
+        if after_stored is not None and signed is not None:
+            background = BackgroundTask(_run_after_stored, after_stored, signed, request_id)
+        return Response(status_code=200, headers={"X-Request-Id": request_id}, background=background)
 
     async def probe(esp: str) -> Response:
         # Some ESPs check a webhook URL with HEAD when it is configured.
-        return Response(status_code=200 if esp in ESP_SLUGS else 404)
+        return Response(status_code=200 if esp in enabled else 404)
 
     for path in ("/webhooks/{esp}/tracking/", "/webhooks/{esp}/tracking"):
         main_route = path.endswith("/")
@@ -123,19 +165,97 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     return app
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused as soon as it is known to be over ``limit`` bytes."""
+def _refuse_unprotected(
+    settings: GatewaySettings, auth: BasicAuth, verifiers: Mapping[str, Verifier], enabled: frozenset[str]
+) -> None:
+    """Fail closed: every enabled ESP needs basic auth or its signature key, unless explicitly allowed."""
+    if auth or settings.allow_unauthenticated:
+        return
+    unprotected = [esp for esp in ESP_SLUGS if esp in enabled and esp not in verifiers]
+    if unprotected:
+        raise ConfigurationError(
+            f"no webhook credentials for {', '.join(unprotected)}: set ESPSTREAM_WEBHOOK_SECRET to "
+            "'user:password', or each ESP's signing key (e.g. ESPSTREAM_MAILGUN_WEBHOOK_SIGNING_KEY; "
+            "ESPSTREAM_AMAZON_SES_TOPIC_ARNS for amazon_ses) and ESPSTREAM_ENABLED_ESPS to the ESPs you use "
+            "(or ESPSTREAM_ALLOW_UNAUTHENTICATED=1 for a development stack no one else can reach)"
+        )
+
+
+def _log_protection(
+    settings: GatewaySettings, auth: BasicAuth, verifiers: Mapping[str, Verifier], enabled: frozenset[str]
+) -> None:
+    """One line per ESP saying how its webhooks are protected."""
+    for esp in ESP_SLUGS:
+        if esp not in enabled:
+            log.info("%s: disabled (404)", esp)
+            continue
+        checks = (["basic auth"] if auth else []) + ([verifiers[esp].description] if esp in verifiers else [])
+        if not checks:
+            log.warning("%s: NOT AUTHENTICATED (ESPSTREAM_ALLOW_UNAUTHENTICATED=1): accepted from anyone", esp)
+        elif esp == "amazon_ses" and esp not in verifiers:
+            log.info("%s: %s; SNS signatures not checked (set ESPSTREAM_AMAZON_SES_TOPIC_ARNS)", esp, checks[0])
+        else:
+            log.info("%s: %s", esp, " + ".join(checks))
+
+
+def _not_found(esp: str) -> Response:
+    known = "disabled ESP" if esp in ESP_SLUGS else "unknown ESP"
+    return JSONResponse({"detail": f"{known} {esp!r}"}, status_code=404, headers=CLOSE)
+
+
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, refused as soon as it is known to be over ``limit`` bytes or late by ``timeout`` seconds."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTooSlow from None
     return b"".join(chunks)
+
+
+def _signed_request(esp: str, request: Request, body: bytes) -> SignedRequest:
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():  # lower-cased names
+        # Repeated headers joined as a WSGI server joins them, as anymail sees them.
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return SignedRequest(
+        esp=esp,
+        url=_request_url(request),
+        headers=headers,
+        body=body,
+        content_type=request.headers.get("content-type"),
+    )
+
+
+def _request_url(request: Request) -> str:
+    """The URL the client asked for, as Django's build_absolute_uri() rebuilds it (scheme from trusted proxies)."""
+    scope = request.scope
+    host = request.headers.get("host")
+    if not host:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] in (None, 80, 443) else f"{server[0]}:{server[1]}"
+    path = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string", b"")
+    url = f"{scope['scheme']}://{host}{path.decode('latin-1')}"
+    return f"{url}?{query.decode('latin-1')}" if query else url
+
+
+async def _run_after_stored(
+    step: Callable[[SignedRequest], Awaitable[None]], request: SignedRequest, request_id: str
+) -> None:
+    try:
+        await step(request)
+    except Exception:  # the webhook is stored; a failed follow-up must not look like a server crash
+        log.exception("after storing webhook %s for %s", request_id, request.esp)
 
 
 def _record_headers(esp: str, request: Request, request_id: str) -> raw.Headers:

@@ -2,7 +2,8 @@
 
 A verifier runs in the gateway after basic auth and after the whole body was
 read (within the size limit), before anything is written. It raises
-``SignatureError`` (answered 400, as anymail answers) or returns normally.
+``SignatureError`` (answered 400, as anymail answers), ``SignatureUnavailable``
+(503) or returns normally.
 """
 
 from collections.abc import Mapping
@@ -12,6 +13,10 @@ from typing import Protocol
 
 class SignatureError(Exception):
     """The request is not signed by the ESP: answered 400, nothing written."""
+
+
+class SignatureUnavailable(Exception):
+    """The signature cannot be checked now (e.g. the signing certificate is unreachable): 503, the ESP retries."""
 
 
 @dataclass(frozen=True)

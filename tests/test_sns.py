@@ -1,0 +1,785 @@
+"""Amazon SNS signatures (amazon_ses): messages signed as AWS documents, certificates served over real loopback HTTP.
+
+The tests sign with an RSA key and a self-signed certificate they generate, and
+build the string to sign themselves, from the AWS documentation ("Verifying the
+signatures of Amazon SNS messages"), independently of the gateway's code. The
+gateway's own fetch runs unchanged; only its connection to
+https://sns.<region>.amazonaws.com is routed to a loopback HTTP server that
+serves the certificate and answers SubscribeURL requests.
+"""
+
+import asyncio
+import base64
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
+
+from espstream.embedded import EmbeddedBroker
+from espstream.topics import ensure_topics
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from gateway.signatures.amazon_ses import (
+    FetchFailed,
+    HttpsFetch,
+    SignatureUnavailable,
+    SnsVerifier,
+    default_fetch,
+)
+from gateway.signatures.base import SignatureError, SignedRequest
+from tests.services import read_topic
+
+REGION = "us-east-2"
+TOPIC = f"arn:aws:sns:{REGION}:123456789012:ses-tracking"
+OTHER_TOPIC = f"arn:aws:sns:{REGION}:999999999999:someone-elses-topic"
+CERT_PATH = "/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem"
+CERT_URL = f"https://sns.{REGION}.amazonaws.com{CERT_PATH}"
+SES_EVENT = {
+    "eventType": "Delivery",
+    "mail": {"messageId": "0100017", "destination": ["recipient@example.com"], "headers": []},
+    "delivery": {"recipients": ["recipient@example.com"]},
+}
+
+
+# --- keys and certificates -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signer:
+    key: Any
+    pem: bytes
+
+
+def make_signer(
+    common_name: str = "sns.amazonaws.com",
+    *,
+    key: Any = None,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+) -> Signer:
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.now(UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - timedelta(days=1))
+        .not_valid_after(not_after or now + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    return Signer(key, certificate.public_bytes(serialization.Encoding.PEM))
+
+
+@pytest.fixture(scope="module")
+def sns_signer() -> Signer:
+    return make_signer()
+
+
+@pytest.fixture(scope="module")
+def impostor() -> Signer:
+    return make_signer()
+
+
+# --- a loopback "sns.<region>.amazonaws.com" ---------------------------------------------------------------------
+
+
+@dataclass
+class Route:
+    status: int = 200
+    body: bytes = b""
+    delay: float = 0.0
+
+
+@dataclass
+class FakeSnsHost:
+    """A real HTTP server on loopback answering for the SNS hosts; it records every request it gets."""
+
+    port: int
+    routes: dict[str, Route]
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (Host header, path with query)
+
+    def hits(self, path_prefix: str) -> list[str]:
+        return [path for _host, path in self.requests if path.startswith(path_prefix)]
+
+
+def serve(routes: dict[str, Route]) -> tuple[ThreadingHTTPServer, FakeSnsHost]:
+    host = FakeSnsHost(0, routes)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            host.requests.append((self.headers.get("Host", ""), self.path))
+            route = host.routes.get(self.path.split("?", 1)[0], Route(404, b"not found"))
+            time.sleep(route.delay)
+            self.send_response(route.status)
+            self.send_header("Content-Length", str(len(route.body)))
+            self.end_headers()
+            self.wfile.write(route.body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    host.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, host
+
+
+@pytest.fixture(scope="module")
+def sns_server(sns_signer: Signer, impostor: Signer) -> Iterator[FakeSnsHost]:
+    server, host = serve({})
+    yield host
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def sns_host(sns_server: FakeSnsHost, sns_signer: Signer, impostor: Signer) -> FakeSnsHost:
+    """The loopback SNS host with a fresh request log and the usual routes."""
+    confirm = b"<ConfirmSubscriptionResponse><ConfirmSubscriptionResult/></ConfirmSubscriptionResponse>"
+    sns_server.routes = {
+        CERT_PATH: Route(body=sns_signer.pem),
+        "/SimpleNotificationService-impostor.pem": Route(body=impostor.pem),
+        "/": Route(body=confirm),
+    }
+    sns_server.requests = []
+    return sns_server
+
+
+class LoopbackTransport(httpx.AsyncBaseTransport):
+    """Sends each (already checked) request to the loopback server instead of the AWS host it names."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=self.port)
+        async with httpx.AsyncHTTPTransport() as transport:
+            response = await transport.handle_async_request(request)
+            body = await response.aread()
+            return httpx.Response(response.status_code, headers=response.headers, stream=httpx.ByteStream(body))
+
+
+def loopback_fetch(host: FakeSnsHost, **kwargs: Any) -> HttpsFetch:
+    return HttpsFetch(transport=LoopbackTransport(host.port), **kwargs)
+
+
+# --- messages, signed as AWS documents ---------------------------------------------------------------------------
+
+
+def aws_time(at: datetime | None = None) -> str:
+    at = at or datetime.now(UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def string_to_sign(message: dict[str, Any]) -> bytes:
+    """From the AWS documentation: ``Name\\nValue\\n`` for each field, in this order; Subject only if present."""
+    if message["Type"] == "Notification":
+        names = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+    else:
+        names = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
+    return "".join(f"{name}\n{message[name]}\n" for name in names if name in message).encode()
+
+
+def sign(message: dict[str, Any], signer: Signer, version: str = "1") -> dict[str, Any]:
+    algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()
+    signature = signer.key.sign(string_to_sign(message), padding.PKCS1v15(), algorithm)
+    return message | {"SignatureVersion": version, "Signature": base64.b64encode(signature).decode()}
+
+
+def notification(topic: str = TOPIC, subject: str | None = None, **fields: Any) -> dict[str, Any]:
+    message = {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": topic,
+        "Message": json.dumps(SES_EVENT, indent=2),  # SNS keeps the SES event's newlines
+        "Timestamp": aws_time(),
+        "SigningCertURL": CERT_URL,
+        "UnsubscribeURL": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={topic}:1234",
+    }
+    if subject is not None:
+        message["Subject"] = subject
+    return message | fields
+
+
+def confirmation(kind: str = "SubscriptionConfirmation", topic: str = TOPIC, **fields: Any) -> dict[str, Any]:
+    token = uuid.uuid4().hex * 4
+    region = topic.split(":")[3]
+    action = "ConfirmSubscription" if kind == "SubscriptionConfirmation" else "Subscribe"
+    message = {
+        "Type": kind,
+        "MessageId": str(uuid.uuid4()),
+        "Token": token,
+        "TopicArn": topic,
+        "Message": f"You have chosen to subscribe to the topic {topic}.\n"
+        "To confirm the subscription, visit the SubscribeURL included in this message.",
+        "SubscribeURL": f"https://sns.{region}.amazonaws.com/?Action={action}&TopicArn={topic}&Token={token}",
+        "Timestamp": aws_time(),
+        "SigningCertURL": CERT_URL,
+    }
+    return message | fields
+
+
+def request(message: dict[str, Any], body: bytes | None = None, **headers: str) -> SignedRequest:
+    sent = {
+        "x-amz-sns-message-type": str(message.get("Type")),
+        "x-amz-sns-message-id": str(message.get("MessageId")),
+        "x-amz-sns-topic-arn": str(message.get("TopicArn")),
+        "content-type": "text/plain; charset=UTF-8",
+    }
+    sent |= {name.replace("_", "-"): value for name, value in headers.items()}
+    sent = {name: value for name, value in sent.items() if value != "<omit>"}
+    return SignedRequest(
+        esp="amazon_ses",
+        url="https://webhooks.example.com/webhooks/amazon_ses/tracking/",
+        headers=sent,
+        body=json.dumps(message).encode() if body is None else body,
+        content_type=sent.get("content-type"),
+    )
+
+
+def verifier(host: FakeSnsHost, auto_confirm: bool = True, **kwargs: Any) -> SnsVerifier:
+    return SnsVerifier([TOPIC], auto_confirm, loopback_fetch(host), **kwargs)
+
+
+def refused(check: SnsVerifier, signed: SignedRequest) -> str:
+    with pytest.raises(SignatureError) as error:
+        asyncio.run(check.verify(signed))
+    return str(error.value)
+
+
+# --- what SNS sends is accepted ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+@pytest.mark.parametrize("subject", [None, "Amazon SES Email Event Notification"])
+def test_signed_notifications_are_accepted(
+    sns_host: FakeSnsHost, sns_signer: Signer, version: str, subject: str | None
+) -> None:
+    check = verifier(sns_host)
+    asyncio.run(check.verify(request(sign(notification(subject=subject), sns_signer, version))))
+    assert sns_host.requests == [(f"sns.{REGION}.amazonaws.com", CERT_PATH)]
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+@pytest.mark.parametrize("kind", ["SubscriptionConfirmation", "UnsubscribeConfirmation"])
+def test_signed_confirmations_are_accepted(sns_host: FakeSnsHost, sns_signer: Signer, version: str, kind: str) -> None:
+    asyncio.run(verifier(sns_host).verify(request(sign(confirmation(kind), sns_signer, version))))
+
+
+def test_message_attributes_and_unicode_are_accepted(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    message = notification(
+        subject="Zustellung – “quoted” \u00e9\U0001f4e7",
+        Message=json.dumps(SES_EVENT | {"note": "tab\there\nnewline é"}),
+        MessageAttributes={"tenant": {"Type": "String", "Value": "acme"}},
+    )
+    body = json.dumps(sign(message, sns_signer, "2"), ensure_ascii=False).encode()
+    asyncio.run(verifier(sns_host).verify(request(message, body=body)))
+
+
+def test_the_certificate_is_fetched_once_for_many_messages(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    check = verifier(sns_host)
+
+    async def many() -> None:
+        # Concurrent first requests share one fetch; later ones use the cache.
+        await asyncio.gather(*(check.verify(request(sign(notification(), sns_signer))) for _ in range(5)))
+        await check.verify(request(sign(confirmation(), sns_signer, "2")))
+
+    asyncio.run(many())
+    asyncio.run(check.verify(request(sign(notification(), sns_signer))))
+    assert sns_host.hits(CERT_PATH) == [CERT_PATH]
+
+
+def test_the_certificate_cache_is_bounded(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    paths = [f"/SimpleNotificationService-{n}.pem" for n in range(3)]
+    for path in paths:
+        sns_host.routes[path] = Route(body=sns_signer.pem)
+    check = verifier(sns_host, cache_size=2)
+    for path in [*paths, paths[0]]:
+        message = notification(SigningCertURL=f"https://sns.{REGION}.amazonaws.com{path}")
+        asyncio.run(check.verify(request(sign(message, sns_signer))))
+    # The first certificate was evicted by the third and fetched again.
+    assert sns_host.hits("/SimpleNotificationService-") == [*paths, paths[0]]
+
+
+def test_china_region_certificate_host_is_accepted(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    topic = "arn:aws-cn:sns:cn-north-1:123456789012:ses-tracking"
+    message = notification(topic, SigningCertURL=f"https://sns.cn-north-1.amazonaws.com.cn{CERT_PATH}")
+    check = SnsVerifier([topic], True, loopback_fetch(sns_host))
+    asyncio.run(check.verify(request(sign(message, sns_signer, "2"))))
+    assert sns_host.requests == [("sns.cn-north-1.amazonaws.com.cn", CERT_PATH)]
+
+
+# --- what anyone else sends is refused ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_tampered_messages_are_refused(sns_host: FakeSnsHost, sns_signer: Signer, version: str) -> None:
+    check = verifier(sns_host)
+    signed = sign(notification(subject="Delivery"), sns_signer, version)
+    tampered = json.dumps(SES_EVENT | {"eventType": "Bounce"})
+    for changed in (
+        signed | {"Message": tampered},
+        signed | {"Subject": "Bounce"},
+        {name: value for name, value in signed.items() if name != "Subject"},
+        signed | {"Timestamp": aws_time(datetime.now(UTC) - timedelta(minutes=1))},
+    ):
+        assert "wrong SNS message signature" in refused(check, request(changed))
+    assert "wrong SNS message signature" in refused(check, request(signed | {"SignatureVersion": "12"[version == "1"]}))
+    asyncio.run(check.verify(request(signed)))  # the original still passes
+
+
+def test_tampered_confirmation_is_refused(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    signed = sign(confirmation(), sns_signer)
+    assert "signature" in refused(verifier(sns_host), request(signed | {"Message": "hello"}))
+
+
+def test_a_signature_by_another_key_is_refused(sns_host: FakeSnsHost, sns_signer: Signer, impostor: Signer) -> None:
+    assert "wrong SNS message signature" in refused(verifier(sns_host), request(sign(notification(), impostor)))
+
+
+def test_a_foreign_topic_is_refused_without_any_fetch(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    # Validly signed by SNS, but for someone else's topic: a signature alone proves nothing more.
+    reason = refused(verifier(sns_host), request(sign(notification(OTHER_TOPIC), sns_signer)))
+    assert "not allowed" in reason and OTHER_TOPIC in reason
+    assert sns_host.requests == []
+
+
+@pytest.mark.parametrize(
+    "cert_url",
+    [
+        f"http://sns.{REGION}.amazonaws.com{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com.evil.example{CERT_PATH}",
+        f"https://evil.example/sns.{REGION}.amazonaws.com{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com@evil.example{CERT_PATH}",
+        f"https://evil.example@sns.{REGION}.amazonaws.com{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com:8443{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com\\@evil.example{CERT_PATH}",
+        f"https://SNS.{REGION.upper()}.AMAZONAWS.COM{CERT_PATH}",
+        f"https://sqs.{REGION}.amazonaws.com{CERT_PATH}",
+        f"https://sns.amazonaws.com{CERT_PATH}",
+        f"https://evilsns.{REGION}.amazonaws.com{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com.cn{CERT_PATH}",
+        f"https://sns.cn-north-1.amazonaws.com.cn.evil.example{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com{CERT_PATH}?x=.pem",
+        f"https://sns.{REGION}.amazonaws.com{CERT_PATH}#.pem",
+        f"https://sns.{REGION}.amazonaws.com/SimpleNotificationService.crt",
+        f"https://sns.{REGION}.amazonaws.com/../x.pem",
+        f"https://sns.{REGION}.amazonaws.com/%2e%2e/x.pem",
+        f"https://sns.{REGION}.amazonaws.com{CERT_PATH}\n",
+        f" https://sns.{REGION}.amazonaws.com{CERT_PATH}",
+        "",
+    ],
+)
+def test_certificate_urls_off_the_sns_hosts_are_refused_without_any_fetch(
+    sns_host: FakeSnsHost, sns_signer: Signer, cert_url: str
+) -> None:
+    reason = refused(verifier(sns_host), request(sign(notification(SigningCertURL=cert_url), sns_signer)))
+    assert "SigningCertURL" in reason
+    assert sns_host.requests == []
+
+
+@pytest.mark.parametrize("version", ["3", "", "01", None, 1])
+def test_other_signature_versions_are_refused(sns_host: FakeSnsHost, sns_signer: Signer, version: object) -> None:
+    message = sign(notification(), sns_signer) | {"SignatureVersion": version}
+    if version is None:
+        del message["SignatureVersion"]
+    reason = refused(verifier(sns_host), request(message))
+    assert "SignatureVersion" in reason or "not a string" in reason
+    assert sns_host.requests == []
+
+
+@pytest.mark.parametrize("signature", ["", "not base64!", None])
+def test_missing_or_malformed_signature_is_refused(
+    sns_host: FakeSnsHost, sns_signer: Signer, signature: object
+) -> None:
+    message = sign(notification(), sns_signer) | {"Signature": signature}
+    if signature is None:
+        del message["Signature"]
+    assert "Signature" in refused(verifier(sns_host), request(message))
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("x-amz-sns-message-type", "SubscriptionConfirmation"),
+        ("x-amz-sns-message-id", str(uuid.uuid4())),
+        ("x-amz-sns-topic-arn", OTHER_TOPIC),
+        ("x-amz-sns-message-type", "<omit>"),
+        ("x-amz-sns-message-id", "<omit>"),
+        ("x-amz-sns-topic-arn", "<omit>"),
+    ],
+)
+def test_headers_that_disagree_with_the_body_are_refused(
+    sns_host: FakeSnsHost, sns_signer: Signer, header: str, value: str
+) -> None:
+    signed = request(sign(notification(), sns_signer), **{header: value})
+    assert header in refused(verifier(sns_host), signed)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'"Notification"',
+        b"\xff\xfe{}",
+        b"\xef\xbb\xbf{}",
+        b'{"Type": "Notification", "Type": "Notification"}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"Type": "Notification", "Message": {"nested": "object"}}',
+        b'{"Type": "Notification", "MessageId": 12}',
+        b'{"Type": "Notification", "Message": NaN}',
+        b'{"Type": "Notification", "MessageAttributes": {"a": {"Type": "Number", "Value": 1}}}',
+        b'{"Type": "Notification", "MessageAttributes": [' + b'{"a": [' * 500 + b"]}" * 500 + b"]}",
+        json.dumps({f"k{n}": "v" for n in range(40)} | {"Type": "Notification"}).encode(),
+    ],
+)
+def test_bodies_that_are_not_a_flat_sns_object_are_refused(sns_host: FakeSnsHost, body: bytes) -> None:
+    signed = request({"Type": "Notification", "MessageId": "m", "TopicArn": TOPIC}, body=body)
+    refused(verifier(sns_host), signed)
+    assert sns_host.requests == []
+
+
+def test_duplicate_keys_cannot_smuggle_a_second_message(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    signed = json.dumps(sign(notification(), sns_signer))
+    smuggled = signed[:-1] + ', "Message": "{\\"eventType\\": \\"Bounce\\"}"}'
+    assert "duplicate" in refused(verifier(sns_host), request(json.loads(signed), body=smuggled.encode()))
+
+
+@pytest.mark.parametrize("type_", ["Subscribe", "notification", ""])
+def test_unknown_message_types_are_refused(sns_host: FakeSnsHost, sns_signer: Signer, type_: str) -> None:
+    assert "Type" in refused(verifier(sns_host), request(sign(notification(Type=type_), sns_signer)))
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        aws_time(datetime.now(UTC) - timedelta(hours=2)),
+        aws_time(datetime.now(UTC) + timedelta(hours=1)),
+        "2026-11-23T10:00:00",
+        "yesterday",
+    ],
+)
+def test_replayed_or_odd_timestamps_are_refused(sns_host: FakeSnsHost, sns_signer: Signer, timestamp: str) -> None:
+    reason = refused(verifier(sns_host), request(sign(notification(Timestamp=timestamp), sns_signer)))
+    assert re.search("replay|in the future|not an ISO 8601 time", reason)
+    assert sns_host.requests == []
+
+
+def test_a_message_retried_within_the_hour_is_accepted(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    retried = notification(Timestamp=aws_time(datetime.now(UTC) - timedelta(minutes=55)))
+    asyncio.run(verifier(sns_host).verify(request(sign(retried, sns_signer))))
+
+
+@pytest.mark.parametrize(
+    "subscribe_url",
+    [
+        f"https://evil.example/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=t",
+        f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe&TopicArn={TOPIC}&Token=TOKEN",
+        f"https://sns.{REGION}.amazonaws.com/?Action=ConfirmSubscription&TopicArn={OTHER_TOPIC}&Token=TOKEN",
+        f"https://sns.{REGION}.amazonaws.com/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=other",
+    ],
+)
+def test_a_subscribe_url_that_confirms_something_else_is_refused(
+    sns_host: FakeSnsHost, sns_signer: Signer, subscribe_url: str
+) -> None:
+    message = confirmation()
+    message["SubscribeURL"] = subscribe_url.replace("TOKEN", message["Token"])
+    assert "SubscribeURL" in refused(verifier(sns_host), request(sign(message, sns_signer)))
+
+
+def test_an_expired_certificate_is_refused(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    expired = make_signer(key=sns_signer.key, not_before=long_ago, not_after=long_ago + timedelta(days=30))
+    sns_host.routes["/expired.pem"] = Route(body=expired.pem)
+    message = notification(SigningCertURL=f"https://sns.{REGION}.amazonaws.com/expired.pem")
+    assert "not valid now" in refused(verifier(sns_host), request(sign(message, sns_signer)))
+
+
+def test_a_certificate_without_an_rsa_key_is_refused(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    ec_signer = make_signer(key=ec.generate_private_key(ec.SECP256R1()))
+    sns_host.routes["/ec.pem"] = Route(body=ec_signer.pem)
+    message = notification(SigningCertURL=f"https://sns.{REGION}.amazonaws.com/ec.pem")
+    assert "RSA" in refused(verifier(sns_host), request(sign(message, sns_signer)))
+
+
+# --- the certificate host failing: 503 (retry) or 400 ---------------------------------------------------------
+
+
+def with_cert_path(path: str, signer: Signer) -> SignedRequest:
+    return request(sign(notification(SigningCertURL=f"https://sns.{REGION}.amazonaws.com{path}"), signer))
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_certificate_host_error_is_unavailable_so_sns_retries(
+    sns_host: FakeSnsHost, sns_signer: Signer, status: int
+) -> None:
+    sns_host.routes["/flaky.pem"] = Route(status, b"try later")
+    check = verifier(sns_host)
+    with pytest.raises(SignatureUnavailable, match="retry later"):
+        asyncio.run(check.verify(with_cert_path("/flaky.pem", sns_signer)))
+    # Not remembered: once the host is back, the same message passes.
+    sns_host.routes["/flaky.pem"] = Route(body=sns_signer.pem)
+    asyncio.run(check.verify(with_cert_path("/flaky.pem", sns_signer)))
+    assert sns_host.hits("/flaky.pem") == ["/flaky.pem", "/flaky.pem"]
+
+
+def test_an_unreachable_certificate_host_is_unavailable(sns_signer: Signer) -> None:
+    server, host = serve({})
+    server.shutdown()
+    server.server_close()  # nothing listens on host.port any more
+    with pytest.raises(SignatureUnavailable):
+        asyncio.run(verifier(host).verify(request(sign(notification(), sns_signer))))
+
+
+def test_a_slow_certificate_host_is_unavailable_within_the_timeout(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    sns_host.routes["/slow.pem"] = Route(body=sns_signer.pem, delay=3)
+    check = SnsVerifier([TOPIC], True, loopback_fetch(sns_host, timeout=0.3))
+    with pytest.raises(SignatureUnavailable):
+        asyncio.run(check.verify(with_cert_path("/slow.pem", sns_signer)))
+
+
+@pytest.mark.parametrize(
+    ("route", "reason"),
+    [
+        (Route(404, b"<Error>NotFound</Error>"), "no SNS signing certificate"),
+        (Route(301, b""), "no SNS signing certificate"),
+        (Route(200, b"<html>not a certificate</html>"), "did not return a PEM certificate"),
+        (Route(200, b"-----BEGIN CERTIFICATE-----\n" + b"A" * 100_000), "no SNS signing certificate"),
+    ],
+)
+def test_a_certificate_url_without_a_certificate_is_refused(
+    sns_host: FakeSnsHost, sns_signer: Signer, route: Route, reason: str
+) -> None:
+    sns_host.routes["/odd.pem"] = route
+    assert reason in refused(verifier(sns_host), with_cert_path("/odd.pem", sns_signer))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/SimpleNotificationService-x.pem",
+        f"http://sns.{REGION}.amazonaws.com{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com:444{CERT_PATH}",
+        "https://127.0.0.1/x.pem",
+        "file:///etc/passwd",
+    ],
+)
+def test_the_default_fetch_goes_only_to_sns_hosts(url: str) -> None:
+    with pytest.raises(FetchFailed, match="refusing") as error:
+        asyncio.run(default_fetch(url))
+    assert error.value.permanent
+
+
+# --- subscription confirmation ------------------------------------------------------------------------------------
+
+
+def test_an_allowed_subscription_is_confirmed_once_after_it_was_stored(
+    sns_host: FakeSnsHost, sns_signer: Signer
+) -> None:
+    message = sign(confirmation(), sns_signer, "2")
+    check = verifier(sns_host)
+    asyncio.run(check.verify(request(message)))
+    assert sns_host.hits("/?") == []  # verifying confirms nothing
+    asyncio.run(check.after_stored(request(message)))
+    token = message["Token"]
+    assert sns_host.hits("/?") == [f"/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token={token}"]
+    assert sns_host.requests[-1][0] == f"sns.{REGION}.amazonaws.com"
+
+
+def test_no_confirmation_when_auto_confirm_is_off(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    message = sign(confirmation(), sns_signer)
+    check = verifier(sns_host, auto_confirm=False)
+    asyncio.run(check.verify(request(message)))
+    asyncio.run(check.after_stored(request(message)))
+    assert sns_host.hits("/?") == []
+
+
+def test_notifications_and_unsubscribe_confirmations_confirm_nothing(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    check = verifier(sns_host)
+    for message in (sign(notification(), sns_signer), sign(confirmation("UnsubscribeConfirmation"), sns_signer)):
+        asyncio.run(check.after_stored(request(message)))
+    assert sns_host.hits("/?") == []
+
+
+def test_a_foreign_or_forged_subscription_is_never_confirmed(
+    sns_host: FakeSnsHost, sns_signer: Signer, impostor: Signer
+) -> None:
+    check = verifier(sns_host)
+    for message in (sign(confirmation(topic=OTHER_TOPIC), sns_signer), sign(confirmation(), impostor)):
+        with pytest.raises(SignatureError):
+            asyncio.run(check.after_stored(request(message)))
+    assert sns_host.hits("/?") == []
+
+
+def test_a_failed_confirmation_is_logged(
+    sns_host: FakeSnsHost, sns_signer: Signer, caplog: pytest.LogCaptureFixture
+) -> None:
+    sns_host.routes["/"] = Route(403, b"<Error>AuthorizationError</Error>")
+    message = sign(confirmation(), sns_signer)
+    asyncio.run(verifier(sns_host).after_stored(request(message)))
+    assert f"SNS subscription to {TOPIC} NOT confirmed" in caplog.text
+    assert "403" in caplog.text
+
+
+# --- configuration -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "topics",
+    [[], ["ses-tracking"], ["arn:aws:sqs:us-east-1:123456789012:queue"], [f"{TOPIC}:extra"], ["arn:aws:sns::1:t"]],
+)
+def test_an_empty_or_malformed_allowlist_is_a_configuration_error(topics: list[str]) -> None:
+    with pytest.raises(ValueError):
+        SnsVerifier(topics, True)
+
+
+def test_the_description_names_the_allowed_topics() -> None:
+    check = SnsVerifier([TOPIC, OTHER_TOPIC], False)
+    assert TOPIC in check.description and OTHER_TOPIC in check.description
+    assert "signature" in check.description
+
+
+def test_quoted_subscribe_url_parts_are_compared_decoded(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
+    message = confirmation()
+    message["SubscribeURL"] = (
+        f"https://sns.{REGION}.amazonaws.com/?Action=ConfirmSubscription"
+        f"&TopicArn={quote(TOPIC, safe='')}&Token={message['Token']}"
+    )
+    asyncio.run(verifier(sns_host).verify(request(sign(message, sns_signer))))
+
+
+# --- through the gateway, with a real broker --------------------------------------------------------------------
+
+
+@dataclass
+class Gateway:
+    settings: Any
+    bootstrap_servers: str
+
+    def post_all(
+        self, fetch: HttpsFetch, requests: list[SignedRequest], auth: tuple[str, str] | None = None
+    ) -> list[httpx.Response]:
+        """POST each request's body and headers to a running gateway app, in order."""
+
+        async def run() -> list[httpx.Response]:
+            app = create_app(self.settings, fetch=fetch)
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+                async with httpx.AsyncClient(transport=transport, base_url="https://webhooks.example.com") as client:
+                    return [
+                        await client.post(
+                            "/webhooks/amazon_ses/tracking/",
+                            content=signed.body,
+                            headers=dict(signed.headers),
+                            auth=auth,
+                        )
+                        for signed in requests
+                    ]
+
+        return asyncio.run(run())
+
+    def stored_bodies(self) -> list[bytes]:
+        return [record.value() for record in read_topic(self.bootstrap_servers, self.settings.raw_topic)]
+
+
+def gateway_for(broker: EmbeddedBroker, **settings: Any) -> Gateway:
+    prefix = f"sns{uuid.uuid4().hex[:8]}"
+    gateway_settings = GatewaySettings(
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        raw_topic=f"{prefix}.raw",
+        normalized_topic=f"{prefix}.normalized",
+        dlq_topic=f"{prefix}.dlq",
+        topic_partitions=1,
+        enabled_esps=["amazon_ses"],
+        amazon_ses_topic_arns=[TOPIC],
+        **settings,
+    )
+    ensure_topics(gateway_settings)
+    return Gateway(gateway_settings, broker.bootstrap_servers)
+
+
+def test_the_gateway_stores_signed_messages_and_nothing_it_refuses(
+    broker: EmbeddedBroker, sns_host: FakeSnsHost, sns_signer: Signer, impostor: Signer
+) -> None:
+    gateway = gateway_for(broker)
+    good = [
+        request(sign(notification(subject="Amazon SES Email Event Notification"), sns_signer, "1")),
+        request(sign(notification(), sns_signer, "2")),
+        request(sign(confirmation(), sns_signer, "2")),
+        request(sign(confirmation("UnsubscribeConfirmation"), sns_signer, "1")),
+    ]
+    signed = sign(notification(), sns_signer)
+    bad = [
+        request(sign(notification(), impostor)),  # wrong signature
+        request(sign(notification(OTHER_TOPIC), sns_signer)),  # someone else's topic
+        request(sign(confirmation(topic=OTHER_TOPIC), sns_signer)),  # someone else's subscription
+        request(sign(notification(SigningCertURL=f"https://evil.example{CERT_PATH}"), sns_signer)),  # not AWS
+        request(signed, **{"x-amz-sns-message-type": "SubscriptionConfirmation"}),  # header/body mismatch
+        request(signed | {"Message": json.dumps(SES_EVENT | {"eventType": "Bounce"})}),  # tampered Message
+        request(signed, body=b"[" * 50_000),  # not an SNS object
+    ]
+    responses = gateway.post_all(loopback_fetch(sns_host), good + bad)
+
+    assert [r.status_code for r in responses] == [200] * len(good) + [400] * len(bad)
+    assert all("signature check failed" in r.json()["detail"] for r in responses[len(good):])
+    assert sorted(gateway.stored_bodies()) == sorted(r.body for r in good)
+    # The allowed subscription was confirmed once; the foreign one never.
+    token = json.loads(good[2].body)["Token"]
+    assert sns_host.hits("/?") == [f"/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token={token}"]
+    assert sns_host.hits(CERT_PATH) == [CERT_PATH]
+
+
+def test_the_gateway_does_not_confirm_when_auto_confirm_is_off(
+    broker: EmbeddedBroker, sns_host: FakeSnsHost, sns_signer: Signer
+) -> None:
+    gateway = gateway_for(broker, amazon_ses_auto_confirm_sns_subscriptions=False)
+    subscription = request(sign(confirmation(), sns_signer))
+    assert [r.status_code for r in gateway.post_all(loopback_fetch(sns_host), [subscription])] == [200]
+    assert gateway.stored_bodies() == [subscription.body]
+    assert sns_host.hits("/?") == []
+
+
+def test_the_gateway_answers_503_when_the_certificate_host_is_down(
+    broker: EmbeddedBroker, sns_host: FakeSnsHost, sns_signer: Signer
+) -> None:
+    gateway = gateway_for(broker)
+    sns_host.routes[CERT_PATH] = Route(503, b"Service Unavailable")
+    message = request(sign(notification(), sns_signer))
+    [response] = gateway.post_all(loopback_fetch(sns_host), [message])
+    assert response.status_code == 503  # SNS retries 5xx (never 4xx)
+    assert response.headers["Retry-After"].isdigit()
+    assert gateway.stored_bodies() == []
+
+
+def test_the_gateway_asks_for_basic_auth_before_checking_signatures(
+    broker: EmbeddedBroker, sns_host: FakeSnsHost, sns_signer: Signer
+) -> None:
+    gateway = gateway_for(broker, webhook_secret=["sns:a-long-password"])
+    message = request(sign(notification(), sns_signer))
+    [missing] = gateway.post_all(loopback_fetch(sns_host), [message])
+    [wrong] = gateway.post_all(loopback_fetch(sns_host), [message], auth=("sns", "wrong"))
+    [right] = gateway.post_all(loopback_fetch(sns_host), [message], auth=("sns", "a-long-password"))
+    assert (missing.status_code, wrong.status_code, right.status_code) == (401, 401, 200)
+    assert missing.headers["WWW-Authenticate"].startswith("Basic ")
+    assert gateway.stored_bodies() == [message.body]
+    assert sns_host.hits(CERT_PATH) == [CERT_PATH]  # only the authenticated request needed the certificate
