@@ -5,6 +5,9 @@ to be ``str``, ``tags`` a list of ``str`` and ``metadata`` a dict. Values whose
 meaning is plain are converted; anything else is a ``MalformedPayload``.
 """
 
+from email.errors import HeaderParseError, InvalidHeaderDefect
+from email.headerregistry import Address
+from email.utils import getaddresses
 from typing import Any
 
 from .errors import MalformedPayload
@@ -49,3 +52,36 @@ def batch_items(value: Any, field: str) -> list[Any]:
     if value == {} or value == "":
         return []
     raise MalformedPayload(f"{field} is not a JSON array: {value!r}")
+
+
+# What anymail's recipient lookup catches: its AnymailInvalidAddress wraps the first four.
+_ADDRESS_ERRORS = (HeaderParseError, IndexError, InvalidHeaderDefect, ValueError, KeyError, TypeError)
+
+
+def single_address(value: Any) -> str | None:
+    """The address in ``value`` as anymail's ``parse_single_address(value).addr_spec``; None where it raises.
+
+    None for None, for text holding several addresses and for what anymail cannot parse.
+    """
+    if value is None:
+        return None
+    # Django's force_str: anything else is parsed as its str().
+    text = value if isinstance(value, str) else str(value)
+    try:
+        pairs = getaddresses([text])
+        if not pairs and text == "":
+            pairs = [("", "")]
+        if len(pairs) != 1:
+            return None  # none or several
+        display_name, addr_spec = pairs[0]
+        if addr_spec and not addr_spec.isascii():
+            # Address(addr_spec=...) mishandles non-ASCII (python/cpython#81074); anymail splits it.
+            if "@" not in addr_spec:
+                return None
+            username, domain = addr_spec.rsplit("@", 1)
+            if username.startswith('"') and username.endswith('"'):
+                username = username[1:-1].replace("\\\\", "\\").replace('\\"', '"')
+            return Address(display_name, username, domain).addr_spec
+        return Address(display_name, addr_spec=addr_spec).addr_spec
+    except _ADDRESS_ERRORS:
+        return None

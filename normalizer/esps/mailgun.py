@@ -7,15 +7,12 @@ Two formats, one event per request:
 """
 
 import json
-from email.errors import HeaderParseError, InvalidHeaderDefect
-from email.headerregistry import Address
-from email.utils import getaddresses
 from typing import Any
 
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
-from ..fields import metadata_dict, optional_text, tag_list
+from ..fields import metadata_dict, optional_text, single_address, tag_list
 from ..request import WebhookRequest
 from ..timestamps import epoch_timestamp
 
@@ -85,7 +82,7 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
         description = description or _text_in(event_data, "reject", "reason")
         reject_reason = reject_reason or RejectReason.OTHER
         if not recipient and isinstance(headers.get("to"), str):
-            recipient = _single_addr_spec(headers["to"])
+            recipient = single_address(headers["to"])
 
     return TrackingEvent(
         event_type=event_type,
@@ -115,24 +112,6 @@ def _message_headers(event_data: dict[str, Any]) -> dict[str, Any]:
     message = event_data.get("message")
     headers = message.get("headers") if isinstance(message, dict) else None
     return headers if isinstance(headers, dict) else {}
-
-
-def _single_addr_spec(header: str) -> str | None:
-    """The bare address in a To header holding exactly one, as anymail's parse_single_address."""
-    pairs = getaddresses([header])
-    if len(pairs) != 1:
-        return None  # none or several: anymail has no recipient (or crashes)
-    display_name, addr_spec = pairs[0]
-    try:
-        if addr_spec and not addr_spec.isascii():
-            # Address(addr_spec=...) mishandles non-ASCII (python/cpython#81074); anymail splits it.
-            username, domain = addr_spec.rsplit("@", 1)
-            if username.startswith('"') and username.endswith('"'):
-                username = username[1:-1].replace("\\\\", "\\").replace('\\"', '"')
-            return Address(display_name, username, domain).addr_spec
-        return Address(display_name, addr_spec=addr_spec).addr_spec
-    except (HeaderParseError, IndexError, InvalidHeaderDefect, ValueError):
-        return None
 
 
 # Legacy (form) webhooks. Fields are {name: [values]}; user-variables that share a

@@ -8,15 +8,12 @@ looked at (anymail does not either).
 """
 
 from datetime import datetime, timezone
-from email.errors import HeaderParseError, InvalidHeaderDefect
-from email.headerregistry import Address
-from email.utils import getaddresses
 from typing import Any
 
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
-from ..fields import optional_text, tag_list
+from ..fields import optional_text, single_address, tag_list
 from ..request import WebhookRequest
 
 ESP_NAME = "Postal"
@@ -52,7 +49,7 @@ def esp_to_events(esp_event: dict[str, Any]) -> list[TrackingEvent]:
     # Bounces name the bounced message original_message.
     message = _object(payload.get("message") or payload.get("original_message", {}), "payload.message")
     to = message.get("to")
-    recipient = None if to is None else _single_addr_spec(to)
+    recipient = None if to is None else single_address(to)
     if message.get("direction") == "incoming":
         # An incoming message Postal could not forward: not mail sent through Postal.
         return []
@@ -118,26 +115,6 @@ def _object(value: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedPayload(f"{field} is not an object: {value!r}")
     return value
-
-
-def _single_addr_spec(to: Any) -> str | None:
-    """The bare address of a To holding exactly one, as anymail's parse_single_address reads it."""
-    # anymail parses the text of whatever it is given (str() of a number, list or object).
-    text = to if isinstance(to, str) else str(to)
-    pairs = getaddresses([text]) or [("", "")]  # getaddresses gives nothing only for ""
-    if len(pairs) != 1:
-        return None  # several addresses: anymail has no recipient
-    display_name, addr_spec = pairs[0]
-    try:
-        if addr_spec and not addr_spec.isascii():
-            # Address(addr_spec=...) mishandles non-ASCII (python/cpython#81074); anymail splits it.
-            username, domain = addr_spec.rsplit("@", 1)
-            if username.startswith('"') and username.endswith('"'):
-                username = username[1:-1].replace("\\\\", "\\").replace('\\"', '"')
-            return Address(display_name, username, domain).addr_spec
-        return Address(display_name, addr_spec=addr_spec).addr_spec
-    except (HeaderParseError, IndexError, InvalidHeaderDefect, ValueError):
-        return None
 
 
 def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:

@@ -9,15 +9,12 @@ an ``unknown`` event, as in anymail.
 
 import json
 from datetime import datetime, timezone
-from email.errors import HeaderParseError, InvalidHeaderDefect
-from email.headerregistry import Address
-from email.utils import getaddresses
 from typing import Any
 
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload
-from ..fields import metadata_dict, optional_text, tag_list
+from ..fields import metadata_dict, optional_text, single_address, tag_list
 from ..request import WebhookRequest
 
 ESP_NAME = "Resend"
@@ -40,10 +37,6 @@ BOUNCE_MESSAGE_REASONS: tuple[tuple[str, str], ...] = (
     # "The recipient's email provider sent a hard bounce message, ..."
     ("bounce message", RejectReason.BOUNCED),
 )
-
-# What anymail's recipient lookup catches: its AnymailInvalidAddress wraps the first four.
-_ADDRESS_ERRORS = (HeaderParseError, IndexError, InvalidHeaderDefect, ValueError, KeyError, TypeError)
-
 
 def parse_events(request: WebhookRequest) -> list[TrackingEvent]:
     esp_event = request.json()
@@ -161,33 +154,7 @@ def _recipient(data: dict[str, Any]) -> str | None:
     to = data.get("to")
     if not isinstance(to, list) or not to:
         return None
-    return _addr_spec(to[0])
-
-
-def _addr_spec(value: Any) -> str | None:
-    """The address in ``value`` as anymail's ``parse_single_address(value).addr_spec``; None where it raises."""
-    if value is None:
-        return None  # anymail parses [None] as no address at all
-    # Django's force_str: anything else is parsed as its str().
-    text = value if isinstance(value, str) else str(value)
-    try:
-        pairs = getaddresses([text])
-        if not pairs and text == "":
-            pairs = [("", "")]
-        if len(pairs) != 1:
-            return None  # none or several
-        display_name, addr_spec = pairs[0]
-        if addr_spec and not addr_spec.isascii():
-            # Address(addr_spec=...) mishandles non-ASCII (python/cpython#81074); anymail splits it.
-            if "@" not in addr_spec:
-                return None
-            username, domain = addr_spec.rsplit("@", 1)
-            if username.startswith('"') and username.endswith('"'):
-                username = username[1:-1].replace("\\\\", "\\").replace('\\"', '"')
-            return Address(display_name, username, domain).addr_spec
-        return Address(display_name, addr_spec=addr_spec).addr_spec
-    except _ADDRESS_ERRORS:
-        return None
+    return single_address(to[0])
 
 
 def _click(data: dict[str, Any]) -> dict[str, Any]:
