@@ -1,110 +1,242 @@
 """The runner: one consumer-group member on the normalized topic calling the signal's receivers.
 
-Offsets are committed after every receiver returned for the batch's events, or the
-event was dead-lettered to ``<normalized topic>.dlq.<group>`` after its last attempt.
+The polling thread decodes each event and hands it to a lane chosen by its key
+(the message id): one message's events are handled in order, other messages'
+in parallel, one lane per unit of ``concurrency``. An event is finished when
+every wanted receiver returned for it, or when it was dead-lettered to
+``<normalized topic>.dlq.<group>`` after its last attempt and the broker
+acknowledged the letter. A partition's offset is committed up to its lowest
+unfinished event. On a rebalance and on stop, the events already read finish
+and are committed before their partitions are released, so the next owner
+starts exactly after them.
 """
 
 import logging
+import queue
 import signal as signals
+import threading
 import time
+import zlib
 from typing import Any
 
 import httpx
-from confluent_kafka import Message
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from espstream.batches import BatchWorker
+from espstream.batches import durable_consumer_config
+from espstream.deadletters import DeadLetterWriter
 from espstream.topics import create_missing, retained_topic
 from schemas import TrackingEvent, raw
 from schemas.avro import EventDeserializer
 
+from .dispatch import AsyncLoop, DedupeWindow, Dispatcher
+from .inflight import InFlight, PartitionId, PartitionWork
 from .settings import ConsumerSettings
-from .signals import Connection, Signal, tracking
+from .signals import Signal, tracking
 
 log = logging.getLogger("espstream.consumers")
 
-class TrackingConsumer(BatchWorker):
+POLL_SECONDS = 0.2
+COMMIT_INTERVAL_SECONDS = 1.0
+REGISTRY_RETRY_SECONDS = 2.0
+# The receiver name on a dead letter of a record that could not be decoded.
+DECODE = "(decode)"
+
+Job = tuple[PartitionWork, Message, TrackingEvent | None, Exception | None]
+
+
+class TrackingConsumer:
     """The ``sender`` receivers are called with, as anymail passes its webhook view class."""
 
-    def __init__(self, group: str, signal: Signal = tracking, settings: ConsumerSettings | None = None):
+    def __init__(
+        self,
+        group: str,
+        signal: Signal = tracking,
+        settings: ConsumerSettings | None = None,
+        concurrency: int | None = None,
+    ):
         self.group = group
         self.signal = signal
         self.settings = settings = settings or ConsumerSettings()
+        self.concurrency = concurrency or settings.consumer_concurrency
         self.dlq_topic = settings.group_dlq_topic(group)
-        super().__init__(
-            settings.kafka(
-                **{
-                    "group.id": group,
-                    "session.timeout.ms": settings.kafka_session_timeout_ms,
-                    # A batch of events that all exhaust their retries must not get this member evicted.
-                    "max.poll.interval.ms": _max_poll_interval_ms(settings),
-                }
-            ),
-            settings.kafka(**{"message.max.bytes": settings.max_dead_letter_bytes}),
-            settings.consumer_batch_size,
+        self.consumer = Consumer(
+            durable_consumer_config(
+                settings.kafka(
+                    **{
+                        "group.id": group,
+                        "session.timeout.ms": settings.kafka_session_timeout_ms,
+                        # A rebalance waits for the events in flight, retries included.
+                        "max.poll.interval.ms": _max_poll_interval_ms(settings, self.concurrency),
+                    }
+                )
+            )
         )
+        self.dead_letters = DeadLetterWriter(settings.kafka(**{"message.max.bytes": settings.max_dead_letter_bytes}))
         self.decode = EventDeserializer(SchemaRegistryClient(settings.registry()))
+        self.loop = AsyncLoop()
+        self.dispatcher = Dispatcher(signal, settings, TrackingConsumer, self.loop)
+        self.window = DedupeWindow(settings.consumer_dedupe_window)
+        self.inflight = InFlight()
+        self._lanes: list[queue.SimpleQueue[Job | None]] = [queue.SimpleQueue() for _ in range(self.concurrency)]
+        self._stopping = threading.Event()
+        self._broken = threading.Event()  # a lane died: nothing waits for its events any more
+        self._paused = False
+        self._last_commit = 0.0
 
-    def run(self) -> None:  # type: ignore[override]
+    def stop(self, *_args: object) -> None:
+        """Finish the events read so far, commit them, leave the group."""
+        self._stopping.set()
+
+    def run(self) -> None:
         create_missing(self.settings, [retained_topic(self.settings, self.dlq_topic)])
         log.info(
-            "group %s consuming %s with %d receiver(s)",
-            self.group, self.settings.normalized_topic, len(self.signal.connections),
+            "group %s consuming %s with %d receiver(s), concurrency %d",
+            self.group, self.settings.normalized_topic, len(self.signal.connections), self.concurrency,
         )
-        super().run(self.settings.normalized_topic)
+        lanes = [
+            threading.Thread(target=self._work, args=(lane,), name=f"lane-{number}", daemon=True)
+            for number, lane in enumerate(self._lanes)
+        ]
+        for lane in lanes:
+            lane.start()
+        self.consumer.subscribe(
+            [self.settings.normalized_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        try:
+            while not self._stopping.is_set():
+                self._throttle()
+                message = self.consumer.poll(POLL_SECONDS)
+                if message is not None:
+                    self._accept(message)
+                self._commit_due()
+        finally:
+            self.inflight.wait_finished(None, self._broken)
+            self._commit()
+            self.consumer.close()  # leaves the group; on_revoke finds nothing left to wait for
+            for lane_queue in self._lanes:
+                lane_queue.put(None)
+            for lane in lanes:
+                lane.join(30)
+            self.loop.close()
+            self.dead_letters.close()
+        if self._broken.is_set():
+            raise RuntimeError("a lane stopped on an unexpected error (logged above)")
 
-    def handle(self, records: list[Message]) -> bool:
-        for message in records:
-            try:
-                event = self.decode(message.value(), message.topic())
-            except Exception as error:
-                if _transient(error):
-                    log.warning("schema registry unreachable (%s): reading the batch again", error)
-                    return False
-                self._dead_letter(message, "(decode)", error, attempts=1)
-                continue
-            if event is None:  # a null value: nothing to decode, nothing to call
-                self._dead_letter(message, "(decode)", ValueError("record has no value"), attempts=1)
-                continue
-            self._dispatch(message, event)
-        return True
+    # The polling thread.
 
-    def _dispatch(self, message: Message, event: TrackingEvent) -> None:
-        """Call each wanted receiver; retry only the failing ones; dead-letter what keeps failing."""
-        kwargs: dict[str, Any] = {
-            "topic": message.topic(),
-            "partition": message.partition(),
-            "offset": message.offset(),
-            "dedupe_id": event.dedupe_id,
-        }
-        pending = [c for c in self.signal.connections if c.wants(event)]
-        backoff = self.settings.consumer_retry_backoff_seconds
-        for attempt in range(1, self.settings.consumer_max_attempts + 1):
-            failures = self._call(pending, event, kwargs)
-            if not failures:
+    def _accept(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            log.warning("consume error: %s", error)
+            return
+        work = self.inflight.get((message.topic(), message.partition()))
+        if work is None:  # from a partition no longer ours: its owner reads it
+            return
+        failure: Exception | None = None
+        try:
+            event = self.decode(message.value(), message.topic())
+        except Exception as exc:
+            if _transient(exc):
+                log.warning("schema registry unreachable (%s): reading the event again", exc)
+                self._read_again(work, message)
                 return
-            if attempt == self.settings.consumer_max_attempts:
-                for connection, error in failures:
-                    self._dead_letter(message, connection.name, error, attempts=attempt)
-                return
-            pending = [connection for connection, _ in failures]
-            time.sleep(backoff)
-            backoff = min(backoff * 2, self.settings.consumer_retry_backoff_max_seconds)
+            event, failure = None, exc
+        if event is None and failure is None:  # a null value: nothing to decode, nothing to call
+            failure = ValueError("record has no value")
+        if self.inflight.start(work, message.offset()):
+            self._lanes[self._lane_of(message)].put((work, message, event, failure))
 
-    def _call(
-        self, connections: list[Connection], event: TrackingEvent, kwargs: dict[str, Any]
-    ) -> list[tuple[Connection, Exception]]:
-        failures = []
-        for connection in connections:
+    def _lane_of(self, message: Message) -> int:
+        """Events of one key share a lane; keyless ones keep their partition's order."""
+        key = message.key()
+        return (zlib.crc32(key) if key is not None else message.partition()) % len(self._lanes)
+
+    def _read_again(self, work: PartitionWork, message: Message) -> None:
+        try:
+            self.consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
+            self.inflight.rewind(work, message.offset())
+        except KafkaException as error:  # revoked meanwhile: its new owner reads it
+            log.info("not reading %s[%d]@%d again: %s", message.topic(), message.partition(), message.offset(), error)
+        time.sleep(REGISTRY_RETRY_SECONDS)
+
+    def _throttle(self) -> None:
+        """Stop fetching while ``consumer_batch_size`` events are unfinished; resume at half of it."""
+        unfinished = self.inflight.unfinished()
+        limit = self.settings.consumer_batch_size
+        if not self._paused and unfinished >= limit:
+            self.consumer.pause(self.consumer.assignment())
+            self._paused = True
+        elif self._paused and unfinished <= limit // 2:
+            self.consumer.resume(self.consumer.assignment())
+            self._paused = False
+
+    def _commit_due(self) -> None:
+        now = time.monotonic()
+        if now - self._last_commit >= COMMIT_INTERVAL_SECONDS:
+            self._last_commit = now
+            self._commit()
+
+    def _commit(self, pids: list[PartitionId] | None = None) -> None:
+        offsets = self.inflight.to_commit(pids)
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as error:
+            # Nothing is lost: the events after the last commit are handled again.
+            log.warning("offset commit failed: %s", error)
+            return
+        self.inflight.committed(offsets)
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("assigned %s", sorted(tp.partition for tp in partitions))
+        self.inflight.assign((tp.topic, tp.partition) for tp in partitions)
+        # Whatever was paused before, the next throttle resumes the whole assignment when there is room.
+        self._paused = True
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        pids = [(tp.topic, tp.partition) for tp in partitions]
+        self.inflight.wait_finished(pids, self._broken)
+        self._commit(pids)
+        self.inflight.release(pids)
+        log.info("revoked %s after committing their finished events", sorted(tp.partition for tp in partitions))
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Another member owns them now; committing would only repeat its work.
+        log.warning("lost %s without committing", sorted(tp.partition for tp in partitions))
+        self.inflight.release((tp.topic, tp.partition) for tp in partitions)
+
+    # The lanes.
+
+    def _work(self, lane: "queue.SimpleQueue[Job | None]") -> None:
+        while (job := lane.get()) is not None:
             try:
-                connection.receiver(sender=TrackingConsumer, event=event, esp_name=event.esp_name, **kwargs)
-            except Exception as error:
-                log.exception("receiver %s failed on %s", connection.name, event.dedupe_id)
-                failures.append((connection, error))
-        return failures
+                self._handle(*job)
+            except BaseException:
+                log.critical("unexpected error handling an event: stopping", exc_info=True)
+                self._broken.set()
+                self._stopping.set()
+                return
 
-    def _dead_letter(self, message: Message, receiver: str, error: Exception, attempts: int) -> None:
+    def _handle(self, work: PartitionWork, message: Message, event: TrackingEvent | None, failure: Exception | None) -> None:
+        if work.released:
+            return
+        if event is None:
+            if not self._dead_letter(work, message, DECODE, failure or ValueError("undecodable"), attempts=1):
+                return
+        elif self.window.seen(event.dedupe_id):
+            log.info("dropping %s: handled in this process recently (dedupe window)", event.dedupe_id)
+        else:
+            for connection, error in self.dispatcher.deliver(event, _receiver_kwargs(message, event)):
+                if not self._dead_letter(work, message, connection.name, error, self.settings.consumer_max_attempts):
+                    return
+            self.window.add(event.dedupe_id)
+        self.inflight.finish(work, message.offset())
+
+    def _dead_letter(self, work: PartitionWork, message: Message, receiver: str, error: Exception, attempts: int) -> bool:
+        """True once the letter is acknowledged; False if the partition was released first."""
         headers = raw.dead_letter_headers(
             message,
             error,
@@ -114,15 +246,28 @@ class TrackingConsumer(BatchWorker):
                 (raw.DLQ_ATTEMPTS, str(attempts).encode()),
             ],
         )
-        self.produce(self.dlq_topic, message.value(), key=message.key(), headers=headers)
+        written = self.dead_letters.write(
+            self.dlq_topic, message.value(), message.key(), headers, give_up=lambda: work.released
+        )
+        return written is not None
 
-def _max_poll_interval_ms(settings: ConsumerSettings) -> int:
-    """Long enough for a whole batch whose every event waits out every retry."""
+
+def _receiver_kwargs(message: Message, event: TrackingEvent) -> dict[str, Any]:
+    return {
+        "topic": message.topic(),
+        "partition": message.partition(),
+        "offset": message.offset(),
+        "dedupe_id": event.dedupe_id,
+    }
+
+
+def _max_poll_interval_ms(settings: ConsumerSettings, concurrency: int) -> int:
+    """Long enough for a rebalance to wait out every event read ahead exhausting every retry."""
     backoff, total = settings.consumer_retry_backoff_seconds, 0.0
     for _ in range(settings.consumer_max_attempts - 1):
         total += backoff
         backoff = min(backoff * 2, settings.consumer_retry_backoff_max_seconds)
-    worst_seconds = settings.consumer_batch_size * (total + 1.0) + 60
+    worst_seconds = settings.consumer_batch_size * (total + 1.0) / concurrency + 60
     return min(max(300_000, int(worst_seconds * 1000)), 86_400_000)
 
 
@@ -133,8 +278,10 @@ def _transient(error: Exception) -> bool:
     return isinstance(error, (httpx.TransportError, ConnectionError, TimeoutError))
 
 
-def run(group: str, signal: Signal = tracking, settings: ConsumerSettings | None = None) -> None:
-    runner = TrackingConsumer(group, signal, settings)
+def run(
+    group: str, signal: Signal = tracking, settings: ConsumerSettings | None = None, concurrency: int | None = None
+) -> None:
+    runner = TrackingConsumer(group, signal, settings, concurrency)
     signals.signal(signals.SIGTERM, runner.stop)
     signals.signal(signals.SIGINT, runner.stop)
     runner.run()

@@ -1,9 +1,12 @@
-"""The at-least-once loop the normalizer and the consumer runner share.
+"""The at-least-once loop of the normalizer, and the client settings every espstream worker shares.
 
 Consume a batch, let the subclass handle it (producing what it produces), wait
 until the broker acknowledged every produced record, then commit the batch's
 offsets. If anything was not acknowledged, or the subclass asks for it, seek
 back and read the batch again: work can repeat after a failure, never be skipped.
+
+The consumer runner (consumers.runner) commits per event rather than per batch,
+on the same consumer and producer settings.
 """
 
 import logging
@@ -19,12 +22,22 @@ log = logging.getLogger("espstream.batches")
 RETRY_BACKOFF_SECONDS = 2.0
 
 
+def durable_consumer_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with commits left to the worker and a group without offsets starting at the beginning."""
+    # Commits are the worker's business alone; durability settings are not negotiable.
+    # A group without offsets starts at the beginning: the records behind a gateway 200 are never skipped.
+    return {**config, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+
+
+def durable_producer_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with an idempotent producer whose records every in-sync replica acknowledged."""
+    return {"linger.ms": 5, **config, "enable.idempotence": True, "acks": "all"}
+
+
 class BatchWorker:
     def __init__(self, consumer_config: dict[str, Any], producer_config: dict[str, Any], batch_size: int):
-        # Commits are this loop's business alone; durability settings are not negotiable.
-        # A group without offsets starts at the beginning: the records behind a gateway 200 are never skipped.
-        self.consumer = Consumer({**consumer_config, "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-        self._producer_config = {"linger.ms": 5, **producer_config, "enable.idempotence": True, "acks": "all"}
+        self.consumer = Consumer(durable_consumer_config(consumer_config))
+        self._producer_config = durable_producer_config(producer_config)
         self.producer = Producer(self._producer_config)
         self.batch_size = batch_size
         self._stopping = False

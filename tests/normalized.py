@@ -1,0 +1,45 @@
+"""Writing normalized events straight to a topic, as the normalizer would, for consumer-side tests."""
+
+import uuid
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from consumers.testing import events_from_webhook
+from espstream.config import CommonSettings
+from espstream.topics import create_missing
+from schemas import TrackingEvent
+from schemas.avro import EventSerializer
+
+
+def fresh_settings(bootstrap_servers: str, registry_url: str, partitions: int = 3) -> dict[str, str]:
+    """ESPSTREAM_* variables naming topics no other test uses; the normalized topic is created."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    env = {
+        "ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "ESPSTREAM_SCHEMA_REGISTRY_URL": registry_url,
+        "ESPSTREAM_RAW_TOPIC": f"{prefix}.raw",
+        "ESPSTREAM_NORMALIZED_TOPIC": f"{prefix}.normalized",
+        "ESPSTREAM_DLQ_TOPIC": f"{prefix}.dlq",
+        "ESPSTREAM_TOPIC_PARTITIONS": str(partitions),
+    }
+    settings = CommonSettings(kafka_bootstrap_servers=bootstrap_servers)
+    create_missing(settings, [NewTopic(env["ESPSTREAM_NORMALIZED_TOPIC"], partitions, 1)])
+    return env
+
+
+def produce_webhook(
+    env: dict[str, str], esp: str, body=None, *, topic: str | None = None, record_headers=None, **options
+) -> list[TrackingEvent]:
+    """The events of one webhook (see consumers.testing), produced keyed by message id; returns them."""
+    events = events_from_webhook(esp, body, **options)
+    topic = topic or env["ESPSTREAM_NORMALIZED_TOPIC"]
+    serialize = EventSerializer(SchemaRegistryClient({"url": env["ESPSTREAM_SCHEMA_REGISTRY_URL"]}), topic)
+    producer = Producer({"bootstrap.servers": env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"], "enable.idempotence": True})
+    for event in events:
+        key = (event.message_id or event.recipient or "").encode() or None
+        producer.produce(topic, serialize(event), key=key, headers=record_headers)
+        # One record per produce request: the embedded broker's watermark can stop short of a batch's end.
+        producer.flush(10)
+    return events
