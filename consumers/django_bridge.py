@@ -19,28 +19,9 @@ from functools import cache
 from typing import Any
 
 from schemas import TrackingEvent
-from schemas.esps import ESP_NAMES
+from schemas.esps import ANYMAIL_VIEWS, ESP_NAMES
 
 from .signals import Signal, tracking
-
-# URL slug -> anymail's tracking webhook view, the ``sender`` of anymail's signal.
-ANYMAIL_VIEWS: dict[str, str] = {
-    "amazon_ses": "anymail.webhooks.amazon_ses.AmazonSESTrackingWebhookView",
-    "brevo": "anymail.webhooks.brevo.BrevoTrackingWebhookView",
-    "sendinblue": "anymail.webhooks.sendinblue.SendinBlueTrackingWebhookView",
-    "mailersend": "anymail.webhooks.mailersend.MailerSendTrackingWebhookView",
-    "mailgun": "anymail.webhooks.mailgun.MailgunTrackingWebhookView",
-    "mailjet": "anymail.webhooks.mailjet.MailjetTrackingWebhookView",
-    "mailtrap": "anymail.webhooks.mailtrap.MailtrapTrackingWebhookView",
-    # Mandrill has one view for tracking and inbound.
-    "mandrill": "anymail.webhooks.mandrill.MandrillCombinedWebhookView",
-    "postal": "anymail.webhooks.postal.PostalTrackingWebhookView",
-    "postmark": "anymail.webhooks.postmark.PostmarkTrackingWebhookView",
-    "resend": "anymail.webhooks.resend.ResendTrackingWebhookView",
-    "sendgrid": "anymail.webhooks.sendgrid.SendGridTrackingWebhookView",
-    "sparkpost": "anymail.webhooks.sparkpost.SparkPostTrackingWebhookView",
-    "unisender_go": "anymail.webhooks.unisender_go.UnisenderGoTrackingWebhookView",
-}
 
 # anymail's esp_name -> URL slug, for an event without provenance.
 _SLUGS = {name: slug for slug, name in ESP_NAMES.items()}

@@ -17,3 +17,22 @@ ESP_NAMES: dict[str, str] = {
     "unisender_go": "Unisender Go",
 }
 ESP_SLUGS = tuple(ESP_NAMES)
+
+# URL slug -> django-anymail's tracking webhook view (a dotted path: anymail is never imported here).
+ANYMAIL_VIEWS: dict[str, str] = {
+    "amazon_ses": "anymail.webhooks.amazon_ses.AmazonSESTrackingWebhookView",
+    "brevo": "anymail.webhooks.brevo.BrevoTrackingWebhookView",
+    "sendinblue": "anymail.webhooks.sendinblue.SendinBlueTrackingWebhookView",
+    "mailersend": "anymail.webhooks.mailersend.MailerSendTrackingWebhookView",
+    "mailgun": "anymail.webhooks.mailgun.MailgunTrackingWebhookView",
+    "mailjet": "anymail.webhooks.mailjet.MailjetTrackingWebhookView",
+    "mailtrap": "anymail.webhooks.mailtrap.MailtrapTrackingWebhookView",
+    # Mandrill has one view for tracking and inbound.
+    "mandrill": "anymail.webhooks.mandrill.MandrillCombinedWebhookView",
+    "postal": "anymail.webhooks.postal.PostalTrackingWebhookView",
+    "postmark": "anymail.webhooks.postmark.PostmarkTrackingWebhookView",
+    "resend": "anymail.webhooks.resend.ResendTrackingWebhookView",
+    "sendgrid": "anymail.webhooks.sendgrid.SendGridTrackingWebhookView",
+    "sparkpost": "anymail.webhooks.sparkpost.SparkPostTrackingWebhookView",
+    "unisender_go": "anymail.webhooks.unisender_go.UnisenderGoTrackingWebhookView",
+}
