@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect
 
 from espstream import __version__
 from schemas import raw
@@ -47,6 +48,10 @@ class BodyTooLarge(Exception):
 
 class BodyTooSlow(Exception):
     pass
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its body was in."""
 
 
 class WebhookRoute(APIRoute):
@@ -106,8 +111,17 @@ def create_app(
             return JSONResponse(
                 {"detail": "missing or wrong basic auth"}, status_code=401, headers=unauthorized_headers
             )
+        content_types = request.headers.getlist("content-type")
+        if len(content_types) > 1 or not all(value.isascii() for value in content_types):
+            # The signature is checked against one reading of the body, the normalizer must make the same one.
+            return JSONResponse(
+                {"detail": "one ASCII Content-Type header at most"}, status_code=400, headers=CLOSE
+            )
         try:
             body = await _read_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
+        except ClientGone:  # nobody to answer; not a server error worth a traceback
+            log.info("webhook for %s: the client closed the connection before sending its body", esp)
+            return Response(status_code=400, headers=CLOSE)
         except BodyTooLarge:
             return JSONResponse({"detail": f"body over {settings.max_body_bytes} bytes"}, status_code=413, headers=CLOSE)
         except BodyTooSlow:
@@ -219,6 +233,8 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
                 chunks.append(chunk)
     except TimeoutError:
         raise BodyTooSlow from None
+    except ClientDisconnect:
+        raise ClientGone from None
     return b"".join(chunks)
 
 

@@ -5,7 +5,15 @@ times it out, so a client could send headers forever, slowly or without end.
 ``limited_protocol`` adds both: over ``max_header_count`` headers or
 ``max_header_bytes`` of request line and headers the answer is 431, and a
 connection whose request head is not complete ``header_timeout_seconds``
-after it began is closed. The body has its own deadline in the app (408).
+after the connection opened, or after the previous response on a kept-alive
+connection, is closed. The body has its own deadline in the app (408).
+
+uvicorn has no option for any of this with httptools; its h11 protocol bounds
+the head's size only (``h11_max_incomplete_event_size``, answered 400), with
+no count or deadline, and parses in pure Python. The subclass uses only
+uvicorn's parser callbacks and ``pipeline``; tests/test_gateway_security.py
+exercises each limit over real sockets, so an uvicorn upgrade that changes
+them fails there.
 """
 
 import asyncio
@@ -54,6 +62,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._head_received += len(data)
             if self._head_received > self.max_header_bytes:
                 self._refuse()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # A kept-alive connection's next request head is on the clock from now: any byte received
+        # cancels uvicorn's keep-alive timeout, and bytes that begin no request (blank lines, which
+        # the parser skips) would otherwise hold the connection open forever.
+        if not self.transport.is_closing() and not self.pipeline and not self._in_head:
+            self._start_head_timer()
 
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # a refusal already answered 431 and closed

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from espstream.config import CommonSettings
 from schemas.esps import ESP_SLUGS
@@ -72,7 +72,11 @@ def _given(name: str, aliases: tuple[str, ...]) -> dict[str, str]:
 def _read(variable_and_value: tuple[str, str]) -> str:
     variable, value = variable_and_value
     if variable.endswith("_FILE"):
-        return Path(value).read_text(encoding="utf-8").rstrip("\r\n")
+        content = Path(value).read_text(encoding="utf-8").rstrip("\r\n")
+        # A secret mounted empty is a deployment error, never "no credential": refuse to start.
+        if not content.strip():
+            raise ValueError(f"{variable}: the file {value} is empty")
+        return content
     return value
 
 
@@ -87,6 +91,9 @@ def _split_list(value: object) -> object:
 
 
 class GatewaySettings(CommonSettings):
+    # A refused setting's error must not print its value: it may be a secret.
+    model_config = SettingsConfigDict(**CommonSettings.model_config, hide_input_in_errors=True)
+
     # Basic-auth credentials the ESPs send: "user:pass", several comma-separated or a JSON list.
     webhook_secret: Annotated[list[str], NoDecode] = []
     # Accept webhooks with no credentials at all (development only).
@@ -137,7 +144,9 @@ class GatewaySettings(CommonSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, SecretFilesSource(settings_cls), dotenv_settings, file_secret_settings
+        # The files before the environment: a variable set empty (a compose file's ${X:-}) must not hide
+        # its _FILE. Both set and non-empty is refused by SecretFilesSource.
+        return init_settings, SecretFilesSource(settings_cls), env_settings, dotenv_settings, file_secret_settings
 
     @field_validator("webhook_secret", "enabled_esps", "amazon_ses_topic_arns", mode="before")
     @classmethod
@@ -148,8 +157,11 @@ class GatewaySettings(CommonSettings):
     @classmethod
     def _user_and_password(cls, secrets: list[str]) -> list[str]:
         for secret in secrets:
-            if ":" not in secret:
+            _, colon, password = secret.partition(":")
+            if not colon:
                 raise ValueError("each webhook secret must be 'user:password'")
+            if not password:  # anyone could send it
+                raise ValueError("a webhook secret has an empty password")
         return secrets
 
     @field_validator("enabled_esps")

@@ -253,6 +253,50 @@ def test_a_slow_request_head_is_cut_off(gateway: Pipeline) -> None:
     slow.close()
 
 
+def test_a_kept_alive_connection_cannot_be_held_with_blank_lines(gateway: Pipeline) -> None:
+    """Blank lines begin no request, yet any byte cancels uvicorn's keep-alive timeout."""
+    head = b"POST /webhooks/postmark/tracking/ HTTP/1.1\r\nHost: x\r\n" + auth_header(gateway) + b"Content-Length: 2\r\n\r\n"
+    connection = raw_request(gateway, head, b"{}")
+    assert connection.recv(65536).startswith(b"HTTP/1.1 200 ")
+    connection.settimeout(0.2)
+    deadline = time.monotonic() + HEADER_TIMEOUT + 8  # well past the header timeout; unbounded before
+    closed = False
+    while not closed and time.monotonic() < deadline:
+        try:
+            connection.sendall(b"\r\n")
+            closed = connection.recv(1) == b""
+        except TimeoutError:
+            continue
+        except OSError:  # reset by the closed peer
+            closed = True
+    connection.close()
+    assert closed
+
+
+def test_a_client_that_leaves_mid_body_is_no_server_error(gateway: Pipeline) -> None:
+    head = (b"POST /webhooks/postmark/tracking/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + auth_header(gateway) + b"Content-Length: 100\r\n\r\n")
+    marker = secrets.token_hex(8).encode()
+    raw_request(gateway, head, b'{"left": "' + marker).close()
+    # The gateway noticed (it logs it) and did not treat it as a crash.
+    eventually(lambda: "closed the connection before sending its body" in gateway.normalizer.log(), timeout=10)
+    assert "Exception in ASGI application" not in gateway.normalizer.log()
+    assert not any(marker in value for value in raw_values(gateway))
+
+
+def test_two_content_types_are_refused(gateway: Pipeline, keys: Keys) -> None:
+    """The signature is checked against one reading of the body; the record must not offer another."""
+    marker = secrets.token_hex(8)
+    body, content_type, headers = keys.signed("mailgun", marker)
+    twice = [("Content-Type", content_type), ("Content-Type", "application/x-www-form-urlencoded")]
+    response = httpx.post(f"{gateway.url}/webhooks/mailgun/tracking/", content=body, auth=gateway.auth,
+                          headers=twice)
+    assert response.status_code == 400
+    assert "Content-Type" in response.json()["detail"]
+    assert not any(marker.encode() in value for value in raw_values(gateway))
+    assert gateway.post("mailgun", body, content_type, headers).status_code == 200
+
+
 def test_too_many_or_too_large_headers_are_refused_with_431(gateway: Pipeline) -> None:
     before = count_records(gateway.bootstrap_servers, gateway.topic("raw"))
     many = {f"X-Extra-{i}": "1" for i in range(MAX_HEADERS + 1)}
@@ -344,6 +388,51 @@ def test_settings_from_files_and_alias_names(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("ESPSTREAM_MAILTRAP_TRACKING_SECRET", "other")
     with pytest.raises(ValueError, match="set only one of"):
         GatewaySettings()
+
+
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("ESPSTREAM_")]:
+        monkeypatch.delenv(name)
+
+
+def test_a_file_is_read_even_when_its_variable_is_set_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compose file's ``X: ${X:-}`` next to ``X_FILE``: the key must not silently go missing."""
+    clean_environment(monkeypatch)
+    (tmp_path / "key").write_text("from-the-file\n")
+    monkeypatch.setenv("ESPSTREAM_MAILGUN_WEBHOOK_SIGNING_KEY", "")
+    monkeypatch.setenv("ESPSTREAM_MAILGUN_WEBHOOK_SIGNING_KEY_FILE", str(tmp_path / "key"))
+    monkeypatch.setenv("ESPSTREAM_MAILTRAP_TRACKING_SECRET", "")
+    monkeypatch.setenv("ESPSTREAM_MAILTRAP_SIGNING_SECRET", "by-its-other-name")
+    settings = GatewaySettings()
+    assert settings.mailgun_webhook_signing_key == "from-the-file"
+    assert settings.mailtrap_tracking_secret == "by-its-other-name"
+
+
+@pytest.mark.parametrize("content", ["", "\n", "  \r\n"])
+def test_an_empty_secret_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str) -> None:
+    """A secret mounted empty is a broken deployment, not "no key": the ESP would lose its signature check."""
+    clean_environment(monkeypatch)
+    (tmp_path / "key").write_text(content)
+    monkeypatch.setenv("ESPSTREAM_WEBHOOK_SECRET", "a:b")
+    monkeypatch.setenv("ESPSTREAM_MAILGUN_WEBHOOK_SIGNING_KEY_FILE", str(tmp_path / "key"))
+    with pytest.raises(ValueError, match="ESPSTREAM_MAILGUN_WEBHOOK_SIGNING_KEY_FILE.*empty"):
+        GatewaySettings()
+
+
+def test_an_empty_password_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty password"):
+        GatewaySettings(webhook_secret="esp:")
+
+
+def test_refused_settings_never_print_the_secret(broker: EmbeddedBroker) -> None:
+    secret = "Hunter2-" + secrets.token_hex(8)
+    for env in ({"ESPSTREAM_WEBHOOK_SECRET": secret},  # no user: not usable, and must not be echoed
+                {"ESPSTREAM_WEBHOOK_SECRET": "a:b", "ESPSTREAM_MAILGUN_WEBHOOK_SIGNING_KEY": secret + "é"}):
+        result = run_gateway({"ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+                              "ESPSTREAM_GATEWAY_PORT": str(free_port()), **env})
+        assert result.returncode == 2, result.stderr
+        assert "Hunter2" not in result.stderr + result.stdout
+        assert "é" not in result.stderr and "\\xe9" not in result.stderr  # not even the odd character
 
 
 def test_a_bad_key_is_a_configuration_error_not_a_500_later() -> None:

@@ -177,6 +177,11 @@ def test_mandrill_matches_anymail() -> None:
         Case("two fields, sorted", (body + "&a=1").encode(), FORM,
              {"X-Mandrill-Signature": mandrill_signature(key, url, {**fields, "a": "1"})}),
         Case("no signature header", body.encode(), FORM, accepted=False),
+        # A repeated field: its last value is signed (request.POST.dict()), and the normalizer reads the last.
+        Case("repeated field, last value signed", ("mandrill_events=%5B%5D&" + body).encode(), FORM,
+             {"X-Mandrill-Signature": mandrill_signature(key, url, fields)}),
+        Case("repeated field, first value signed", (body + "&mandrill_events=%5B%5D").encode(), FORM,
+             {"X-Mandrill-Signature": mandrill_signature(key, url, fields)}, accepted=False),
     ]
     check_both(cases, MandrillVerifier(key), "mandrill", "anymail.webhooks.mandrill.MandrillCombinedWebhookView",
                webhook_key=key)
@@ -298,6 +303,9 @@ def test_resend_matches_anymail() -> None:
         Case("no timestamp", body, headers={k: v for k, v in good.items() if k != "svix-timestamp"}, accepted=False),
         Case("no signature", body, headers={k: v for k, v in good.items() if k != "svix-signature"}, accepted=False),
         Case("unbranded header names", body, headers={k.replace("svix-", "webhook-"): v for k, v in good.items()}),
+        # The svix- name wins when present, even empty, as in Svix's library (the normalizer reads svix-id).
+        Case("empty svix-id, signed webhook-id", body, headers={**good, "svix-id": "", "webhook-id": good["svix-id"]},
+             accepted=False),
     ]
     check_both(cases, ResendVerifier(secret), "resend", "anymail.webhooks.resend.ResendTrackingWebhookView",
                signing_secret=secret)
@@ -378,3 +386,23 @@ def test_forms_over_django_field_limit_are_refused() -> None:
     assert not we_accept(MailgunVerifier(key), "mailgun", Case("1003 fields", over.encode(), FORM))
     over_multipart, content_type = multipart([(f"f{i}", "x") for i in range(1001)])
     assert not we_accept(MailgunVerifier(key), "mailgun", Case("multipart", over_multipart, content_type))
+
+
+# Values no ESP sends are refused (400), never an exception (500)
+
+
+def test_odd_values_are_refused_not_a_crash() -> None:
+    now = str(int(time.time()))
+    resend = ResendVerifier("whsec_" + base64.b64encode(b"k" * 24).decode())
+    svix = {"svix-id": "msg_1", "svix-timestamp": now, "svix-signature": "v1,AAAA"}
+    cases: list[tuple[Any, str, Case]] = [
+        # JSON escapes that decode to a lone surrogate, which has no UTF-8 bytes.
+        (UnisenderGoVerifier("k" * 16), "unisender_go", Case("auth a lone surrogate", b'{"auth": "\\ud800"}')),
+        (MailgunVerifier("k" * 16), "mailgun",
+         Case("signature a lone surrogate", b'{"signature": {"timestamp": "1", "token": "t", "signature": "\\udfff"}}')),
+        # Header text that is not ASCII, and a timestamp longer than int() reads.
+        (resend, "resend", Case("signature not ASCII", b"{}", headers={**svix, "svix-signature": "v1,\xe9\xe9\xe9\xe9"})),
+        (resend, "resend", Case("timestamp of 5000 digits", b"{}", headers={**svix, "svix-timestamp": "9" * 5000})),
+    ]
+    for verifier, slug, case in cases:
+        assert not we_accept(verifier, slug, case), case.name

@@ -284,6 +284,31 @@ def test_signed_confirmations_are_accepted(sns_host: FakeSnsHost, sns_signer: Si
     asyncio.run(verifier(sns_host).verify(request(sign(confirmation(kind), sns_signer, version))))
 
 
+@pytest.mark.parametrize(
+    ("content_type", "accepted"),
+    [
+        ("text/plain; charset=UTF-8", True),
+        ("text/plain; charset=utf8", True),
+        ("text/plain", True),
+        ("text/plain; charset=no-such-codec", True),  # ignored, as anymail and the normalizer ignore it
+        ("text/plain; charset=utf-7", False),
+        ("text/plain; charset=iso-8859-1", False),
+        ("text/plain; charset=utf-16", False),
+    ],
+)
+def test_only_utf8_bodies_are_accepted(sns_host: FakeSnsHost, sns_signer: Signer, content_type: str, accepted: bool) -> None:
+    """The signature is checked over the UTF-8 reading; a reader honouring another charset would see other text.
+
+    In UTF-7, ``+ACI-`` is a quote: a signed Message holding it would end its JSON string early.
+    """
+    message = sign(notification(Message=json.dumps({"note": "+ACIAfQ- é"})), sns_signer)
+    signed = request(message, body=json.dumps(message, ensure_ascii=False).encode(), content_type=content_type)
+    if accepted:
+        asyncio.run(verifier(sns_host).verify(signed))
+    else:
+        assert "UTF-8" in refused(verifier(sns_host), signed)
+
+
 def test_message_attributes_and_unicode_are_accepted(sns_host: FakeSnsHost, sns_signer: Signer) -> None:
     message = notification(
         subject="Zustellung – “quoted” \u00e9\U0001f4e7",
@@ -385,6 +410,24 @@ def test_a_foreign_topic_is_refused_without_any_fetch(sns_host: FakeSnsHost, sns
         f"https://sns.{REGION}.amazonaws.com/%2e%2e/x.pem",
         f"https://sns.{REGION}.amazonaws.com{CERT_PATH}\n",
         f" https://sns.{REGION}.amazonaws.com{CERT_PATH}",
+        # Hosts a URL parser or IDNA would fold into an SNS host, and other spellings of it.
+        f"https://sns.{REGION}.amazonaws.com.{CERT_PATH}",
+        f"https://sns.us-eaſt-2.amazonaws.com{CERT_PATH}",
+        f"https://sns\uff0e{REGION}.amazonaws.com{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws\u3002com{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com%2fx{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com%40evil.example{CERT_PATH}",
+        f"https://sns.{REGION}\\.amazonaws.com{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com\\{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com:{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com:443{CERT_PATH}",
+        f"https://@sns.{REGION}.amazonaws.com{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com{CERT_PATH}\x00",
+        f"https:sns.{REGION}.amazonaws.com{CERT_PATH}",
+        f"https:///sns.{REGION}.amazonaws.com{CERT_PATH}",
+        f"HTTPS://sns.{REGION}.amazonaws.com{CERT_PATH}",
+        f"https://sns.{REGION}.amazonaws.com{CERT_PATH.upper()}".replace(".PEM", ".pem") + "/",
+        f"https://sns.{REGION}.amazonaws.com/x.pem%00.pem",
         "",
     ],
 )
@@ -497,6 +540,9 @@ def test_a_message_retried_within_the_hour_is_accepted(sns_host: FakeSnsHost, sn
         f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe&TopicArn={TOPIC}&Token=TOKEN",
         f"https://sns.{REGION}.amazonaws.com/?Action=ConfirmSubscription&TopicArn={OTHER_TOPIC}&Token=TOKEN",
         f"https://sns.{REGION}.amazonaws.com/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=other",
+        # Malformed queries are refused like any other wrong URL (400), not a crash (500).
+        f"https://sns.{REGION}.amazonaws.com/?Action=ConfirmSubscription&&TopicArn={TOPIC}&Token=TOKEN",
+        f"https://sns.{REGION}.amazonaws.com/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=TOKEN&x",
     ],
 )
 def test_a_subscribe_url_that_confirms_something_else_is_refused(

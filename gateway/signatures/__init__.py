@@ -50,7 +50,9 @@ def build_verifiers(settings: GatewaySettings, fetch: Fetch | None = None) -> di
         if getattr(settings, setting):
             try:
                 verifiers[slug] = build(settings)
-            except (ValueError, TypeError) as error:  # a non-ASCII key's UnicodeEncodeError is a ValueError
+            except UnicodeError:  # its message would quote the key's characters
+                raise InvalidKey(f"ESPSTREAM_{setting.upper()} cannot be used: it is not ASCII text") from None
+            except (ValueError, TypeError) as error:
                 raise InvalidKey(f"ESPSTREAM_{setting.upper()} cannot be used: {error}") from error
     if settings.amazon_ses_topic_arns:
         try:

@@ -29,6 +29,7 @@ when auto-confirmation is on.
 import asyncio
 import base64
 import binascii
+import codecs
 import json
 import logging
 import re
@@ -43,6 +44,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from schemas.webhook_body import charset
 
 from .base import SignatureError, SignatureUnavailable, SignedRequest
 
@@ -203,6 +206,7 @@ class SnsVerifier:
             log.info("SNS subscription to %s confirmed", topic)
 
     async def _verified_message(self, request: SignedRequest) -> dict[str, Any]:
+        _check_charset(request.content_type)
         message = parse_envelope(request.body)
         kind = message.get("Type")
         if kind not in MESSAGE_TYPES:
@@ -316,6 +320,14 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _check_charset(content_type: str | None) -> None:
+    """UTF-8, as SNS sends it: the body is verified as UTF-8, and a reader that honours another
+    declared charset (anymail, the normalizer) would see other characters than were signed."""
+    declared = charset(content_type)
+    if declared is not None and codecs.lookup(declared).name != "utf-8":
+        raise SignatureError(f"an SNS message is UTF-8, not {declared!r}")
+
+
 def _check_message_attributes(value: object) -> None:
     if not isinstance(value, dict) or len(value) > MAX_MESSAGE_ATTRIBUTES:
         raise SignatureError("SNS MessageAttributes is not an object of attributes")
@@ -343,7 +355,10 @@ def _check_subscribe_url(message: dict[str, Any]) -> None:
     url = message.get("SubscribeURL")
     if not isinstance(url, str) or not SUBSCRIBE_URL.fullmatch(url):
         raise SignatureError(f"SNS SubscribeURL {url!r} is not an https://sns.<region>.amazonaws.com/?… URL")
-    query = parse_qs(urlsplit(url).query, strict_parsing=True)
+    try:
+        query = parse_qs(urlsplit(url).query, strict_parsing=True)
+    except ValueError:  # an empty or '='-less field
+        raise SignatureError(f"SNS SubscribeURL {url!r} has a malformed query") from None
     expected = {"Action": ["ConfirmSubscription"], "TopicArn": [message["TopicArn"]], "Token": [message.get("Token")]}
     if any(query.get(name) != values for name, values in expected.items()):
         raise SignatureError("SNS SubscribeURL does not confirm this message's topic and token")

@@ -25,10 +25,11 @@ class MailgunVerifier:
             timestamp, token, signature = _form_fields(request)
         try:
             message = f"{timestamp}{token}".encode("ascii")
+            given = signature.encode("ascii")  # a hex digest; JSON can carry any text, lone surrogates included
         except UnicodeEncodeError:
             raise SignatureError("Mailgun signature fields that are not ASCII") from None
         expected = hmac.new(self._key, message, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(signature.encode(), expected.encode()):
+        if not hmac.compare_digest(given, expected.encode()):
             raise SignatureError("Mailgun webhook with an incorrect signature")
 
 

@@ -17,6 +17,7 @@ from .base import SignatureError, SignedRequest
 
 SECRET_PREFIX = "whsec_"
 TOLERANCE_SECONDS = 5 * 60
+MAX_TIMESTAMP_DIGITS = 12
 
 
 class ResendVerifier:
@@ -31,7 +32,8 @@ class ResendVerifier:
         signatures = _header(request, "signature")
         if not (message_id and timestamp and signatures):
             raise SignatureError("Resend webhook without svix-id, svix-timestamp and svix-signature headers")
-        if not timestamp.isascii() or not timestamp.isdigit():
+        # Seconds since the epoch; a longer digit string is no time (and int() refuses over 4300 digits).
+        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > MAX_TIMESTAMP_DIGITS:
             raise SignatureError("Resend webhook with an invalid svix-timestamp")
         if abs(time.time() - int(timestamp)) > TOLERANCE_SECONDS:
             raise SignatureError("Resend webhook timestamp more than 5 minutes from now")
@@ -46,8 +48,12 @@ class ResendVerifier:
 
 
 def _header(request: SignedRequest, name: str) -> str:
-    # Svix's own library also reads the unbranded Standard Webhooks names.
-    return request.headers.get(f"svix-{name}") or request.headers.get(f"webhook-{name}") or ""
+    # Svix's own library also reads the unbranded Standard Webhooks names, only when the svix- one is
+    # absent: an empty svix-id must not let a signed webhook-id through while the normalizer reads svix-id.
+    value = request.headers.get(f"svix-{name}")
+    if value is None:
+        value = request.headers.get(f"webhook-{name}")
+    return value or ""
 
 
 def _v1_signatures(header: str) -> list[bytes]:
@@ -58,7 +64,7 @@ def _v1_signatures(header: str) -> list[bytes]:
             continue
         try:
             found.append(base64.b64decode(signature, validate=True))
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or text that is not ASCII
             continue
     return found
 

@@ -23,7 +23,11 @@ class UnisenderGoVerifier:
         auth = payload.get("auth") if isinstance(payload, dict) else None
         if not isinstance(auth, str) or not auth:
             raise SignatureError("Unisender Go webhook without an auth field")
-        signed = request.body.replace(auth.encode("utf-8"), self._key)
+        try:
+            sent = auth.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate escape: no MD5 hex digest
+            raise SignatureError("Unisender Go webhook with an incorrect signature") from None
+        signed = request.body.replace(sent, self._key)
         expected = hashlib.md5(signed, usedforsecurity=False).hexdigest()
-        if not hmac.compare_digest(auth.encode("utf-8"), expected.encode()):
+        if not hmac.compare_digest(sent, expected.encode()):
             raise SignatureError("Unisender Go webhook with an incorrect signature")

@@ -1,0 +1,170 @@
+"""Reading a webhook body as django-anymail reads it: media type, JSON, form fields.
+
+The gateway checks signatures over values inside the body (Mailgun's token,
+Mandrill's form fields, Unisender Go's ``auth``) and the normalizer turns the
+same body into events. Both read it here, so that what was verified is exactly
+what is interpreted: a body two parsers read differently could carry a valid
+signature for one reading and other events for the other.
+
+Bounded: JSON nesting ends in ``MalformedBody`` (not a crash), and forms get
+Django's limit of 1000 fields, as anymail's views refuse more by default.
+"""
+
+import base64
+import binascii
+import codecs
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+
+# Django's DATA_UPLOAD_MAX_NUMBER_FIELDS.
+MAX_FORM_FIELDS = 1000
+FORM_URLENCODED = "application/x-www-form-urlencoded"
+FORM_MULTIPART = "multipart/form-data"
+# Django's rule for a boundary (django.http.multipartparser).
+_BOUNDARY = re.compile(rb"[ -~]{0,200}[!-~]")
+
+FormPairs = list[tuple[str, str]]
+
+
+class MalformedBody(ValueError):
+    """The body is not what its content type says, or is over a parsing bound."""
+
+
+def media_type(content_type: str | None) -> str:
+    """The content type without parameters, lower-cased, as Django's ``request.content_type``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def charset(content_type: str | None) -> str | None:
+    """The content type's charset parameter as given, when Python knows the codec (Django's ``request.encoding``)."""
+    try:
+        _, params = parse_options_header(content_type or "")
+    except UnicodeEncodeError:
+        return None
+    name = params.get(b"charset", b"").decode("latin-1")
+    return name if _known_charset(name) else None
+
+
+def load_json(body: bytes) -> Any:
+    """The body as anymail reads it: UTF-8 text through the standard library's parser."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise MalformedBody(f"the body is not UTF-8 JSON: {error}") from None
+    except RecursionError:
+        raise MalformedBody("the body is JSON nested too deeply to parse") from None
+
+
+def form_pairs(body: bytes, content_type: str | None) -> FormPairs:
+    """Every (name, value) of a form body in order, as Django's ``request.POST`` holds them; [] for other types."""
+    kind = media_type(content_type)
+    if kind == FORM_URLENCODED:
+        return urlencoded_pairs(body, content_type)
+    if kind == FORM_MULTIPART:
+        return multipart_pairs(body, content_type)
+    return []
+
+
+def form_fields(body: bytes, content_type: str | None) -> dict[str, str]:
+    """``request.POST.dict()``: each form field's last value (what anymail reads and Mandrill signs)."""
+    return dict(form_pairs(body, content_type))
+
+
+def urlencoded_pairs(body: bytes, content_type: str | None) -> FormPairs:
+    """An application/x-www-form-urlencoded body, parsed as Django's QueryDict parses it."""
+    declared = charset(content_type)
+    if declared is not None and declared.lower() != "utf-8":  # Django answers 400: such forms must be UTF-8
+        raise MalformedBody(f"a form body must be UTF-8, not {declared!r}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = body.decode("iso-8859-1")  # Django's fallback for raw non-UTF-8 bytes
+    try:
+        return parse_qsl(text, keep_blank_values=True, encoding="utf-8", max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:
+        raise MalformedBody(f"a form body with over {MAX_FORM_FIELDS} fields") from None
+
+
+def multipart_pairs(body: bytes, content_type: str | None) -> FormPairs:
+    """The non-file fields of a multipart/form-data body, decoded as Django decodes them."""
+    try:
+        _, params = parse_options_header(content_type or "")
+    except UnicodeEncodeError:
+        raise MalformedBody("multipart/form-data with a non-ASCII content type") from None
+    boundary = params.get(b"boundary", b"")
+    if not _BOUNDARY.fullmatch(boundary):
+        raise MalformedBody("multipart/form-data without a valid boundary")
+    encoding = _known_charset(params.get(b"charset", b"").decode("latin-1")) or "utf-8"
+    if not body:
+        return []
+    parts = _MultipartFields(boundary)
+    parts.parse(body)
+    pairs = []
+    for name, base64_encoded, value in parts.fields:
+        if base64_encoded:
+            try:
+                value = bytearray(base64.b64decode(value))
+            except binascii.Error:
+                pass  # Django keeps undecodable base64 as it came
+        pairs.append((name.decode(encoding, "replace"), bytes(value).decode(encoding, "replace")))
+    return pairs
+
+
+class _MultipartFields:
+    """python-multipart callbacks collecting (name, base64-encoded, value) of each non-file part."""
+
+    def __init__(self, boundary: bytes):
+        self.fields: list[tuple[bytes, bool, bytearray]] = []
+        self._headers: dict[bytes, bytes] = {}
+        self._name, self._value = bytearray(), bytearray()
+        self._in_field = False
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._headers.clear,
+                "on_header_field": lambda data, start, end: self._name.extend(data[start:end]),
+                "on_header_value": lambda data, start, end: self._value.extend(data[start:end]),
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+            },
+        )
+
+    def parse(self, body: bytes) -> None:
+        try:
+            self._parser.write(body)
+        except ValueError as error:  # MalformedBody (too many fields) included
+            raise MalformedBody(f"malformed multipart/form-data body: {error}") from None
+        if self._parser.state != MultipartState.END:
+            raise MalformedBody("multipart/form-data body ends before its closing boundary")
+
+    def _header_end(self) -> None:
+        self._headers[bytes(self._name).strip().lower()] = bytes(self._value).strip()
+        self._name.clear()
+        self._value.clear()
+
+    def _headers_finished(self) -> None:
+        _, disposition = parse_options_header(self._headers.get(b"content-disposition"))
+        name = disposition.get(b"name")
+        # As Django: a part without a name is dropped, one with a filename is a file.
+        self._in_field = name is not None and not disposition.get(b"filename")
+        if self._in_field:
+            if len(self.fields) >= MAX_FORM_FIELDS:
+                raise MalformedBody(f"a form body with over {MAX_FORM_FIELDS} fields")
+            base64_encoded = self._headers.get(b"content-transfer-encoding", b"").lower() == b"base64"
+            self.fields.append((name.strip(), base64_encoded, bytearray()))
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_field:
+            self.fields[-1][2].extend(data[start:end])
+
+
+def _known_charset(name: str) -> str | None:
+    try:
+        return codecs.lookup(name).name if name else None
+    except LookupError:
+        return None
