@@ -98,7 +98,7 @@ class GatewaySettings(CommonSettings):
     webhook_secret: Annotated[list[str], NoDecode] = []
     # Accept webhooks with no credentials at all (development only).
     allow_unauthenticated: bool = False
-    # The ESPs whose webhooks are accepted (URL slugs); the others answer 404.
+    # The ESPs whose webhooks are accepted (URL slugs); the others answer 404. Empty: all of them.
     enabled_esps: Annotated[list[str], NoDecode] = list(ESP_SLUGS)
 
     # ESP signature keys, as anymail names them.
@@ -167,6 +167,8 @@ class GatewaySettings(CommonSettings):
     @field_validator("enabled_esps")
     @classmethod
     def _known_esps(cls, esps: list[str]) -> list[str]:
+        if not esps:  # set but empty (a compose file's ${X:-}): not configured
+            return list(ESP_SLUGS)
         unknown = sorted(set(esps) - set(ESP_SLUGS))
         if unknown:
             raise ValueError(f"unknown ESPs {unknown}; known: {' '.join(ESP_SLUGS)}")

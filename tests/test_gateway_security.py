@@ -26,6 +26,7 @@ from espstream.embedded import EmbeddedBroker, free_port
 from espstream.topics import ensure_topics
 from gateway.app import ConfigurationError, create_app
 from gateway.settings import GatewaySettings
+from schemas.esps import ESP_SLUGS
 from tests.conftest import settings_from_env
 from tests.services import Service, count_records, eventually, read_topic
 from tests.test_pipeline import Pipeline, pipeline_env
@@ -208,7 +209,6 @@ def test_startup_logs_how_each_esp_is_protected(gateway: Pipeline) -> None:
     assert "postmark: basic auth" in lines
     assert "sparkpost: disabled (404)" in lines
     assert any(line.startswith("amazon_ses: basic auth; SNS signatures not checked") for line in lines)
-    from schemas.esps import ESP_SLUGS
 
     assert {line.split(":", 1)[0] for line in lines if line.split(":", 1)[0] in ESP_SLUGS} == set(ESP_SLUGS)
 
@@ -406,6 +406,17 @@ def test_a_file_is_read_even_when_its_variable_is_set_empty(tmp_path: Path, monk
     settings = GatewaySettings()
     assert settings.mailgun_webhook_signing_key == "from-the-file"
     assert settings.mailtrap_tracking_secret == "by-its-other-name"
+
+
+def test_the_compose_files_empty_variables_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker-compose.yml passes every variable as ``${X:-}``: empty means not configured."""
+    clean_environment(monkeypatch)
+    for name in ("ESPSTREAM_ENABLED_ESPS", "ESPSTREAM_AMAZON_SES_TOPIC_ARNS", "ESPSTREAM_MAILGUN_WEBHOOK_SIGNING_KEY"):
+        monkeypatch.setenv(name, "")
+    settings = GatewaySettings(webhook_secret="esp:password")
+    assert settings.enabled_esps == list(ESP_SLUGS)
+    assert settings.amazon_ses_topic_arns == []
+    assert settings.mailgun_webhook_signing_key is None
 
 
 @pytest.mark.parametrize("content", ["", "\n", "  \r\n"])
