@@ -22,7 +22,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
-from ..fields import metadata_dict, optional_text, tag_list
+from ..fields import batch_items, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 from ..timestamps import iso_timestamp
 
@@ -158,6 +158,15 @@ def esp_to_events(ses_event: dict[str, Any], sns_message: dict[str, Any]) -> lis
             "an Amazon SES inbound (receipt rule) notification was posted to the tracking webhook URL:"
             f" the SNS topic {sns_message.get('TopicArn')!r} should post to an inbound URL"
         )
+    try:
+        return _events(ses_type, ses_event, sns_message)
+    except MalformedPayload:
+        if _without_recipients(ses_type, ses_event):
+            return []  # anymail makes no event to put the odd value in
+        raise
+
+
+def _events(ses_type: Any, ses_event: dict[str, Any], sns_message: dict[str, Any]) -> list[TrackingEvent]:
     common: dict[str, Any] = {
         # The SNS notification's time and id: SES events have no id of their own.
         "timestamp": _timestamp(sns_message.get("Timestamp")),
@@ -171,6 +180,24 @@ def esp_to_events(ses_event: dict[str, Any], sns_message: dict[str, Any]) -> lis
     common["reject_reason"] = _lookup(REJECT_REASONS, ses_type, None)
     details, recipients = _details(ses_type, ses_event, mail)
     return [TrackingEvent(**common, **details, **recipient) for recipient in recipients]
+
+
+# Where each type lists its recipients; any other type is reported for mail.destination.
+RECIPIENT_LISTS: dict[str, tuple[str, str]] = {
+    "Bounce": ("bounce", "bouncedRecipients"),
+    "Complaint": ("complaint", "complainedRecipients"),
+    "Delivery": ("delivery", "recipients"),
+}
+
+
+def _without_recipients(ses_type: Any, ses_event: dict[str, Any]) -> bool:
+    """Whether the SES event names nobody: an empty list (or empty object or text), or no mail.destination."""
+    parent_field, field = _lookup(RECIPIENT_LISTS, ses_type, ("mail", "destination"))
+    parent = ses_event.get(parent_field)
+    value = parent.get(field) if isinstance(parent, dict) else None
+    if value is None:
+        return parent_field == "mail" and (parent is None or isinstance(parent, dict))
+    return value in ([], {}, "")
 
 
 def _ses_event_type(ses_event: dict[str, Any]) -> Any:
@@ -328,13 +355,14 @@ def _object(parent: dict[str, Any], field: str) -> dict[str, Any]:
 
 
 def _list(value: Any, field: str, missing_ok: bool = False) -> list[Any]:
-    """A JSON array; null or missing is [] where missing_ok, else malformed."""
-    if isinstance(value, list):
-        return value
+    """A JSON array; null or missing is [] where missing_ok, else malformed.
+
+    anymail iterates the value: an empty object or empty text gives nothing, as an
+    empty array; the keys or characters of any other would be taken for entries.
+    """
     if value is None and missing_ok:
         return []
-    # anymail would iterate the characters of a string or the keys of an object.
-    raise MalformedPayload(f"{field} is not a JSON array: {value!r}")
+    return batch_items(value, field)
 
 
 def _objects(value: Any, field: str) -> list[dict[str, Any]]:

@@ -65,9 +65,7 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
         event_type = EventType.DEFERRED
 
     headers = _message_headers(event_data)
-    message_id = optional_text(headers.get("message-id"), "message.headers.message-id")
-    if message_id and not message_id.startswith("<"):
-        message_id = f"<{message_id}>"
+    message_id = _bracketed_message_id(headers.get("message-id"))
 
     description = _text_in(event_data, "delivery-status", "description")
     mta_response = _text_in(event_data, "delivery-status", "message")
@@ -106,6 +104,17 @@ def _text_in(parent: dict[str, Any], name: str, field: str) -> str | None:
     """Text at parent[name][field]; None where name is missing or not an object."""
     child = parent.get(name)
     return optional_text(child.get(field), f"{name}.{field}") if isinstance(child, dict) else None
+
+
+def _bracketed_message_id(value: Any) -> str | None:
+    """The Message-ID header in angle brackets, as anymail adds them.
+
+    anymail tests the raw value: a falsy one (0, "") is kept as it is, unbracketed.
+    """
+    message_id = optional_text(value, "message.headers.message-id")
+    if value and message_id is not None and not message_id.startswith("<"):
+        message_id = f"<{message_id}>"
+    return message_id
 
 
 def _message_headers(event_data: dict[str, Any]) -> dict[str, Any]:
@@ -223,11 +232,15 @@ def _variables_from_headers(text: str) -> dict[str, Any]:
         headers = json.loads(text)
     except ValueError:
         raise MalformedPayload("message-headers is not JSON") from None
+    if isinstance(headers, (dict, str)):
+        # anymail iterates what it finds: an object's keys, a text's characters ({} and "" are no headers).
+        headers = list(headers)
     if not isinstance(headers, list):
         raise MalformedPayload("message-headers is not a JSON list of [name, value]")
     merged: dict[str, Any] | None = None
     for header in headers:
-        if not (isinstance(header, list) and len(header) == 2):
+        # anymail unpacks each entry into name and value: anything of two items unpacks.
+        if not (isinstance(header, (list, str, dict)) and len(header) == 2):
             raise MalformedPayload(f"message-headers has an entry that is not [name, value]: {header!r}")
         name, value = header
         if name != "X-Mailgun-Variables":

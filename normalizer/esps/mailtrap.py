@@ -43,15 +43,25 @@ def parse_events(request: WebhookRequest) -> list[TrackingEvent]:
     events = body.get("events")
     # A null "events" is no events, as a missing one.
     esp_events = batch_items([] if events is None else events, "events")
+    # anymail refuses the batch at an inbound event even after events it could not
+    # carry in our types: the misconfiguration is the reason to give.
+    for esp_event in esp_events:
+        if isinstance(esp_event, dict):
+            _check_not_inbound(esp_event)
     if not all(isinstance(esp_event, dict) for esp_event in esp_events):
         raise MalformedPayload("Mailtrap's events are JSON objects")
     return [esp_to_event(esp_event) for esp_event in esp_events]
 
 
-def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
+def _check_not_inbound(esp_event: dict[str, Any]) -> None:
     event_name = esp_event.get("event")
     if isinstance(event_name, str) and event_name.startswith("inbound"):
         raise MisconfiguredWebhook(INBOUND_ON_TRACKING_URL)
+
+
+def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
+    _check_not_inbound(esp_event)
+    event_name = esp_event.get("event")
     event_type, reject_reason = _lookup(EVENT_TYPES, event_name, (EventType.UNKNOWN, None))
     category = esp_event.get("category")
     return TrackingEvent(

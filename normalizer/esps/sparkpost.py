@@ -87,6 +87,10 @@ def parse_events(request: WebhookRequest) -> list[TrackingEvent]:
     # As anymail: every item is unwrapped before any is converted, so a broken
     # wrapper anywhere wins over an inbound relay_message anywhere.
     unwrapped = [_unwrap(raw_event) for raw_event in raw_events]
+    # anymail refuses the batch at a relay_message even after events it could not
+    # carry in our types: the misconfiguration is the reason to give.
+    if any(event_class == "relay_message" and event is not None for event_class, event, _ in unwrapped):
+        raise MisconfiguredWebhook(INBOUND_ON_TRACKING_URL)
     event_types = _event_types()
     return [
         esp_to_event(event_class, event, raw_event, event_types)

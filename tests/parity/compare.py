@@ -51,8 +51,11 @@ def _as_tag_list(tags: Any) -> Any:
         return []
     if isinstance(tags, str):
         return [tags]
+    if isinstance(tags, (int, float)) and not isinstance(tags, bool):
+        return [_as_text(tags)]
     if isinstance(tags, list):
-        return [tag for tag in tags if tag is not None]
+        # A JSON number as a tag is its text, as in every text field.
+        return [_as_text(tag) for tag in tags if tag is not None]
     return tags
 
 
