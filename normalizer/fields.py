@@ -13,6 +13,12 @@ from typing import Any
 from .errors import MalformedPayload
 
 
+def lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
+    """``table[key]`` for an ESP's name of a type or status; ``default`` for other names and for
+    anything that is not text (a list or a number names nothing, and a list is not even hashable)."""
+    return table.get(key, default) if isinstance(key, str) else default
+
+
 def optional_text(value: Any, field: str) -> str | None:
     """Text or None; a JSON number becomes its decimal text."""
     if value is None or isinstance(value, str):

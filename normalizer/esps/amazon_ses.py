@@ -22,7 +22,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
-from ..fields import batch_items, metadata_dict, optional_text, tag_list
+from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 from ..timestamps import iso_timestamp
 
@@ -176,8 +176,8 @@ def _events(ses_type: Any, ses_event: dict[str, Any], sns_message: dict[str, Any
     mail = _object(ses_event, "mail")
     common["message_id"] = optional_text(mail.get("messageId"), "mail.messageId")
     common["tags"], common["metadata"] = _tags_and_metadata(mail)
-    common["event_type"] = _lookup(EVENT_TYPES, ses_type, EventType.UNKNOWN)
-    common["reject_reason"] = _lookup(REJECT_REASONS, ses_type, None)
+    common["event_type"] = lookup(EVENT_TYPES, ses_type, EventType.UNKNOWN)
+    common["reject_reason"] = lookup(REJECT_REASONS, ses_type, None)
     details, recipients = _details(ses_type, ses_event, mail)
     return [TrackingEvent(**common, **details, **recipient) for recipient in recipients]
 
@@ -192,7 +192,7 @@ RECIPIENT_LISTS: dict[str, tuple[str, str]] = {
 
 def _without_recipients(ses_type: Any, ses_event: dict[str, Any]) -> bool:
     """Whether the SES event names nobody: an empty list (or empty object or text), or no mail.destination."""
-    parent_field, field = _lookup(RECIPIENT_LISTS, ses_type, ("mail", "destination"))
+    parent_field, field = lookup(RECIPIENT_LISTS, ses_type, ("mail", "destination"))
     parent = ses_event.get(parent_field)
     value = parent.get(field) if isinstance(parent, dict) else None
     if value is None:
@@ -215,7 +215,7 @@ Details = tuple[dict[str, Any], list[dict[str, Any]]]
 
 
 def _details(ses_type: Any, ses_event: dict[str, Any], mail: dict[str, Any]) -> Details:
-    handler = _lookup(DETAILS, ses_type, None)
+    handler = lookup(DETAILS, ses_type, None)
     if handler is None:
         return {"description": "Unknown SES eventType '%s'" % (ses_type,)}, _destination(mail)
     return handler(ses_event, mail)
@@ -377,8 +377,3 @@ def _required(item: dict[str, Any], key: str, field: str) -> Any:
     if key not in item:
         raise MalformedPayload(f"a {field} entry has no {key}: {item!r}")
     return item[key]
-
-
-def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
-    # Only text can name an SES event type; anything else (a number, a list) is unknown.
-    return table.get(key, default) if isinstance(key, str) else default

@@ -14,7 +14,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
-from ..fields import optional_text, tag_list
+from ..fields import lookup, optional_text, tag_list
 from ..request import WebhookRequest
 
 ESP_NAME = "Brevo"
@@ -70,7 +70,7 @@ def events_from(request: WebhookRequest, esp_name: str) -> list[TrackingEvent]:
 
 
 def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
-    event_type, reject_reason = _lookup(EVENT_TYPES, esp_event.get("event"), (EventType.UNKNOWN, None))
+    event_type, reject_reason = lookup(EVENT_TYPES, esp_event.get("event"), (EventType.UNKNOWN, None))
     return TrackingEvent(
         event_type=event_type,
         timestamp=_timestamp(esp_event),
@@ -148,8 +148,3 @@ def _metadata(esp_event: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         return {}
     return metadata if isinstance(metadata, dict) else {}
-
-
-def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
-    # Only text can name a Brevo event; anything else (even a list) is unknown.
-    return table.get(key, default) if isinstance(key, str) else default

@@ -10,7 +10,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
-from ..fields import optional_text, tag_list
+from ..fields import lookup, optional_text, tag_list
 from ..request import WebhookRequest
 from ..timestamps import iso_timestamp
 
@@ -56,13 +56,13 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
     recipient = _object(email, "recipient", "data.email.recipient")
 
     # Activities without a data.type (anymail crashes) are of unknown type.
-    event_type = _lookup(EVENT_TYPES, activity.get("type"), EventType.UNKNOWN)
+    event_type = lookup(EVENT_TYPES, activity.get("type"), EventType.UNKNOWN)
     reject_reason = description = click_url = None
     morph = activity.get("morph")
     # Event-specific details, in a "morph" record that names its kind in "object";
     # null (sent, delivered) or without "object": no details.
     if isinstance(morph, dict) and "object" in morph:
-        reject_reason = _lookup(MORPH_REJECT_REASONS, morph["object"], None)
+        reject_reason = lookup(MORPH_REJECT_REASONS, morph["object"], None)
         # "or": an empty readable_reason falls back to reason, as in anymail.
         description = optional_text(morph.get("readable_reason") or morph.get("reason"), "data.morph.reason")
         # Click records carry the url; anymail reads it from any record.
@@ -91,8 +91,3 @@ def _object(parent: dict[str, Any], name: str, path: str) -> dict[str, Any]:
     if not isinstance(child, dict):
         raise MalformedPayload(f"{path} is not an object: {child!r}")
     return child
-
-
-def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
-    # Only text can name a MailerSend type; anything else (even a list) is unknown.
-    return table.get(key, default) if isinstance(key, str) else default

@@ -12,7 +12,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
-from ..fields import metadata_dict, optional_text, single_address, tag_list
+from ..fields import lookup, metadata_dict, optional_text, single_address, tag_list
 from ..request import WebhookRequest
 from ..timestamps import epoch_timestamp
 
@@ -59,7 +59,7 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
     if not isinstance(event_data, dict):
         raise MalformedPayload("a Mailgun JSON webhook has an event-data object")
 
-    event_type = _lookup(EVENT_TYPES, event_data.get("event"), EventType.UNKNOWN)
+    event_type = lookup(EVENT_TYPES, event_data.get("event"), EventType.UNKNOWN)
     # As anymail: a temporary severity defers whatever the event (only "failed" has one).
     if event_data.get("severity") == "temporary":
         event_type = EventType.DEFERRED
@@ -72,7 +72,7 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
 
     reject_reason = None
     if "reason" in event_data:
-        reject_reason = _lookup(REJECT_REASONS, event_data["reason"], RejectReason.OTHER)
+        reject_reason = lookup(REJECT_REASONS, event_data["reason"], RejectReason.OTHER)
 
     recipient = optional_text(event_data.get("recipient"), "recipient")
     if event_type == EventType.REJECTED:
@@ -268,8 +268,3 @@ def _first(fields: dict[str, list[str]], name: str) -> str | None:
 def _last(fields: dict[str, list[str]], name: str) -> str | None:
     values = fields.get(name)
     return values[-1] if values else None
-
-
-def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
-    # Only text can name a Mailgun event or reason; anything else (even a list) is unknown.
-    return table.get(key, default) if isinstance(key, str) else default

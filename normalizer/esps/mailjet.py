@@ -11,7 +11,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload
-from ..fields import batch_items, metadata_dict, optional_text, tag_list
+from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 from ..timestamps import lenient_epoch_timestamp
 
@@ -61,7 +61,7 @@ def parse_events(request: WebhookRequest) -> list[TrackingEvent]:
 
 
 def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
-    event_type = _lookup(EVENT_TYPES, esp_event.get("event"), EventType.UNKNOWN)
+    event_type = lookup(EVENT_TYPES, esp_event.get("event"), EventType.UNKNOWN)
     # "A temporary error due to possible unrecognised senders. Delivery will be
     # re-attempted." As anymail, whatever the event.
     if esp_event.get("error") == "greylisted" and not esp_event.get("hard_bounce", False):
@@ -69,7 +69,7 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
 
     reject_reason = None
     if "error" in esp_event:
-        reject_reason = _lookup(REJECT_REASONS, esp_event["error"], RejectReason.OTHER)
+        reject_reason = lookup(REJECT_REASONS, esp_event["error"], RejectReason.OTHER)
 
     # Mailjet's MessageID is a big integer; anymail's str() also makes a null one "None".
     message_id = str(esp_event["MessageID"]) if "MessageID" in esp_event else None
@@ -105,8 +105,3 @@ def _metadata(esp_event: dict[str, Any]) -> dict[str, Any]:
     except RecursionError:
         raise MalformedPayload("Payload nests too deeply to parse") from None
     return metadata_dict(metadata, "Payload")
-
-
-def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
-    # Only text can name a Mailjet event or error; anything else (even a list) is unknown.
-    return table.get(key, default) if isinstance(key, str) else default

@@ -9,7 +9,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
-from ..fields import batch_items, metadata_dict, optional_text, tag_list
+from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 from ..timestamps import epoch_timestamp
 
@@ -62,7 +62,7 @@ def _check_not_inbound(esp_event: dict[str, Any]) -> None:
 def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
     _check_not_inbound(esp_event)
     event_name = esp_event.get("event")
-    event_type, reject_reason = _lookup(EVENT_TYPES, event_name, (EventType.UNKNOWN, None))
+    event_type, reject_reason = lookup(EVENT_TYPES, event_name, (EventType.UNKNOWN, None))
     category = esp_event.get("category")
     return TrackingEvent(
         event_type=event_type,
@@ -80,8 +80,3 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
         click_url=optional_text(esp_event.get("url"), "url"),
         esp_event=esp_event,
     )
-
-
-def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
-    # Only text can name a Mailtrap event; anything else (even a list) is unknown.
-    return table.get(key, default) if isinstance(key, str) else default

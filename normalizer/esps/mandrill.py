@@ -13,7 +13,7 @@ from typing import Any
 from schemas import EventType, TrackingEvent
 
 from ..errors import MalformedPayload
-from ..fields import batch_items, metadata_dict, optional_text, tag_list
+from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 from ..timestamps import lenient_epoch_timestamp
 
@@ -69,7 +69,7 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
     else:
         recipient = reject.get("email")
     return TrackingEvent(
-        event_type=_lookup(EVENT_TYPES, _event_name(esp_event, None), EventType.UNKNOWN),
+        event_type=lookup(EVENT_TYPES, _event_name(esp_event, None), EventType.UNKNOWN),
         timestamp=lenient_epoch_timestamp(esp_event.get("ts"), "ts"),
         event_id=None,  # Mandrill events have no id
         message_id=optional_text(esp_event.get("_id"), "_id"),
@@ -116,8 +116,3 @@ def _first_present(parent: dict[str, Any], fields: tuple[str, ...], default: Any
         if field in parent:
             return parent[field]
     return default
-
-
-def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
-    # Only text can name a Mandrill event; anything else (even a list) is unknown.
-    return table.get(key, default) if isinstance(key, str) else default

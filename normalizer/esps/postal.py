@@ -13,7 +13,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
-from ..fields import optional_text, single_address, tag_list
+from ..fields import lookup, optional_text, single_address, tag_list
 from ..request import WebhookRequest
 
 ESP_NAME = "Postal"
@@ -55,7 +55,7 @@ def esp_to_events(esp_event: dict[str, Any]) -> list[TrackingEvent]:
         return []
 
     if "status" in payload:
-        event_type = _lookup(STATUS_TYPES, payload["status"], EventType.UNKNOWN)
+        event_type = lookup(STATUS_TYPES, payload["status"], EventType.UNKNOWN)
     elif "bounce" in payload:
         event_type = EventType.BOUNCED
     elif "url" in payload:
@@ -115,8 +115,3 @@ def _object(value: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedPayload(f"{field} is not an object: {value!r}")
     return value
-
-
-def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
-    # Only text can name a Postal status; anything else (even a list) is unknown.
-    return table.get(key, default) if isinstance(key, str) else default

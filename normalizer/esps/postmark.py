@@ -10,7 +10,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
-from ..fields import metadata_dict, optional_text, tag_list
+from ..fields import lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 from ..timestamps import iso_timestamp
 
@@ -76,7 +76,7 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
         record_type = esp_event["RecordType"]
         if record_type == "Inbound":
             raise MisconfiguredWebhook(INBOUND_ON_TRACKING_URL)
-        event_type = _lookup(RECORD_TYPES, record_type, EventType.UNKNOWN)
+        event_type = lookup(RECORD_TYPES, record_type, EventType.UNKNOWN)
     elif "FromFull" in esp_event:
         raise MisconfiguredWebhook(INBOUND_ON_TRACKING_URL)
     else:
@@ -84,11 +84,11 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
 
     reject_reason = None
     if event_type in (EventType.BOUNCED, EventType.COMPLAINED):
-        event_type, reject_reason = _lookup(TYPES, esp_event.get("Type"), (event_type, reject_reason))
+        event_type, reject_reason = lookup(TYPES, esp_event.get("Type"), (event_type, reject_reason))
     if event_type == EventType.UNSUBSCRIBED:
         if esp_event.get("SuppressSending", True):
             # Postmark does not tell an unsubscribe from a bounce other than by the reason.
-            event_type, reject_reason = _lookup(
+            event_type, reject_reason = lookup(
                 TYPES, esp_event.get("SuppressionReason"), (event_type, reject_reason)
             )
         else:
@@ -130,8 +130,3 @@ def _first_present(esp_event: dict[str, Any], fields: tuple[str, ...]) -> Any:
         if field in esp_event:
             return esp_event[field]
     return None
-
-
-def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
-    # Only text can name a Postmark type; anything else (even a list) is unknown.
-    return table.get(key, default) if isinstance(key, str) else default

@@ -14,7 +14,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload
-from ..fields import metadata_dict, optional_text, single_address, tag_list
+from ..fields import lookup, metadata_dict, optional_text, single_address, tag_list
 from ..request import WebhookRequest
 
 ESP_NAME = "Resend"
@@ -55,7 +55,7 @@ def esp_to_event(esp_event: dict[str, Any], svix_id: str | None) -> TrackingEven
     click = _click(data)
     return TrackingEvent(
         # Events without a type (anymail crashes) are of unknown type.
-        event_type=_lookup(EVENT_TYPES, esp_event.get("type"), EventType.UNKNOWN),
+        event_type=lookup(EVENT_TYPES, esp_event.get("type"), EventType.UNKNOWN),
         timestamp=_timestamp(esp_event),
         event_id=svix_id,
         message_id=optional_text(data.get("email_id"), "data.email_id"),
@@ -164,8 +164,3 @@ def _click(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(click, dict):
         raise MalformedPayload(f"data.click is not an object: {click!r}")
     return click
-
-
-def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
-    # Only text can name a Resend type; anything else (even a list) is unknown.
-    return table.get(key, default) if isinstance(key, str) else default

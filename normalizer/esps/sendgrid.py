@@ -12,7 +12,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload
-from ..fields import batch_items, optional_text, tag_list
+from ..fields import batch_items, lookup, optional_text, tag_list
 from ..request import WebhookRequest
 
 ESP_NAME = "SendGrid"
@@ -98,12 +98,12 @@ def esp_to_event(esp_event: Any) -> TrackingEvent:
     if not isinstance(esp_event, dict):
         raise MalformedPayload(f"a SendGrid event is a JSON object, not {type(esp_event).__name__}")
     event_name = esp_event.get("event")
-    event_type = _lookup(EVENT_TYPES, event_name, EventType.UNKNOWN)
+    event_type = lookup(EVENT_TYPES, event_name, EventType.UNKNOWN)
 
     if event_name == "dropped":
         # Dropped by SendGrid before any MTA saw it: no MTA response, a reject reason instead.
         mta_response = None
-        reject_reason = _lookup(REJECT_REASONS, _drop_cause(esp_event).lower(), RejectReason.OTHER)
+        reject_reason = lookup(REJECT_REASONS, _drop_cause(esp_event).lower(), RejectReason.OTHER)
     else:
         # The MTA's answer: "response" for delivered and deferred, "reason" for bounces.
         mta_response = optional_text(_get_either(esp_event, "response", "reason"), "response/reason")
@@ -165,8 +165,3 @@ def _timestamp(esp_event: dict[str, Any]) -> datetime | None:
 def _get_either(esp_event: dict[str, Any], field: str, fallback: str) -> Any:
     """esp_event[field] if present (even if null), else esp_event[fallback], as anymail's nested get."""
     return esp_event[field] if field in esp_event else esp_event.get(fallback)
-
-
-def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
-    # Only text can name a SendGrid event or reason; anything else (even a list) is unknown.
-    return table.get(key, default) if isinstance(key, str) else default

@@ -17,7 +17,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
-from ..fields import batch_items, metadata_dict, optional_text, tag_list
+from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 from ..settings import NormalizerSettings
 
@@ -123,11 +123,11 @@ def esp_to_event(
     if not isinstance(event, dict):
         raise MalformedPayload(f"a SparkPost {event_class} is a JSON object, not {type(event).__name__}")
 
-    event_type = _lookup(event_types, event.get("type"), EventType.UNKNOWN)
+    event_type = lookup(event_types, event.get("type"), EventType.UNKNOWN)
     reject_reason = None
     if "bounce_class" in event:
         # Any event with a bounce_class gets a reject reason, and some classes a new type.
-        reason = _lookup(BOUNCE_CLASSES, event["bounce_class"], RejectReason.OTHER)
+        reason = lookup(BOUNCE_CLASSES, event["bounce_class"], RejectReason.OTHER)
         reject_reason, event_type = reason if isinstance(reason, tuple) else (reason, event_type)
 
     return TrackingEvent(
@@ -177,8 +177,3 @@ def _event_types_for(setting_text: str | None) -> dict[str, str]:
     if NormalizerSettings().sparkpost_track_initial_open_as_opened:
         return {**EVENT_TYPES, **INITIAL_OPEN_EVENT_TYPES}
     return EVENT_TYPES
-
-
-def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
-    # Only text can name a SparkPost type or bounce class; anything else (even a list) is unknown.
-    return table.get(key, default) if isinstance(key, str) else default

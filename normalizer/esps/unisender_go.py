@@ -15,7 +15,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload
-from ..fields import batch_items, optional_text
+from ..fields import batch_items, lookup, optional_text
 from ..request import WebhookRequest
 
 ESP_NAME = "Unisender Go"
@@ -105,7 +105,7 @@ def esp_to_event(event_data: Any) -> TrackingEvent:
 
     return TrackingEvent(
         # A missing status is an unknown one (anymail crashes).
-        event_type=_lookup(EVENT_TYPES, event_data.get("status"), EventType.UNKNOWN),
+        event_type=lookup(EVENT_TYPES, event_data.get("status"), EventType.UNKNOWN),
         timestamp=_timestamp(event_data),
         # Unisender Go gives nothing to deduplicate by (its ID header changes on each retry).
         event_id=None,
@@ -143,8 +143,3 @@ def _object(event_data: dict[str, Any], field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedPayload(f"{field} is not an object: {value!r}")
     return value
-
-
-def _lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
-    # Only text can name a Unisender Go status; anything else (even a list) is unknown.
-    return table.get(key, default) if isinstance(key, str) else default
