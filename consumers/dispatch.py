@@ -107,26 +107,39 @@ class Dispatcher:
 
 
 class DedupeWindow:
-    """The last ``size`` dedupe ids handled in this process; ``size`` 0 remembers nothing."""
+    """The last ``size`` dedupe ids handled in this process, and those being handled; ``size`` 0 remembers nothing."""
 
     def __init__(self, size: int):
         self.size = size
         self._ids: OrderedDict[str, None] = OrderedDict()
+        # Being handled by a lane: a repeat on another lane (keyless events of two
+        # partitions) must not run alongside it.
+        self._handling: set[str] = set()
         self._lock = threading.Lock()
 
-    def seen(self, dedupe_id: str) -> bool:
+    def claim(self, dedupe_id: str) -> bool:
+        """False for a repeat; otherwise the caller handles the event, then add()s or forget()s its id."""
         if not self.size or not dedupe_id:
-            return False
+            return True
         with self._lock:
             if dedupe_id in self._ids:
                 self._ids.move_to_end(dedupe_id)
-                return True
-            return False
+                return False
+            if dedupe_id in self._handling:
+                return False
+            self._handling.add(dedupe_id)
+            return True
+
+    def forget(self, dedupe_id: str) -> None:
+        """A claimed event was not handled after all (its partition went to another member)."""
+        with self._lock:
+            self._handling.discard(dedupe_id)
 
     def add(self, dedupe_id: str) -> None:
         if not self.size or not dedupe_id:
             return
         with self._lock:
+            self._handling.discard(dedupe_id)
             self._ids[dedupe_id] = None
             self._ids.move_to_end(dedupe_id)
             while len(self._ids) > self.size:

@@ -80,6 +80,19 @@ class InFlight:
         with self._changed:
             return self._count
 
+    def read_ahead(self) -> int:
+        """Events held from each partition's lowest unfinished one on, finished or not.
+
+        What a crash would hand over to be handled again, and what is kept in memory:
+        a receiver stuck on one event holds every later event of its partition.
+        """
+        with self._changed:
+            held = 0
+            for work in self._partitions.values():
+                work.committable()  # drops the finished head
+                held += len(work._unfinished)
+            return held
+
     def wait_finished(self, pids: Iterable[PartitionId] | None, give_up: threading.Event) -> None:
         """Until every event read from ``pids`` (default: every partition) is finished, or ``give_up`` is set."""
         wanted = None if pids is None else set(pids)

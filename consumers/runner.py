@@ -162,13 +162,15 @@ class TrackingConsumer:
         time.sleep(REGISTRY_RETRY_SECONDS)
 
     def _throttle(self) -> None:
-        """Stop fetching while ``consumer_batch_size`` events are unfinished; resume at half of it."""
-        unfinished = self.inflight.unfinished()
+        """Stop fetching while ``consumer_batch_size`` events are read ahead of the unfinished; resume at half of it."""
+        # Counted from each partition's lowest unfinished event, not only the unfinished ones:
+        # otherwise other keys' lanes run ahead of a stuck one without bound.
+        read_ahead = self.inflight.read_ahead()
         limit = self.settings.consumer_batch_size
-        if not self._paused and unfinished >= limit:
+        if not self._paused and read_ahead >= limit:
             self.consumer.pause(self.consumer.assignment())
             self._paused = True
-        elif self._paused and unfinished <= limit // 2:
+        elif self._paused and read_ahead <= limit // 2:
             self.consumer.resume(self.consumer.assignment())
             self._paused = False
 
@@ -226,13 +228,16 @@ class TrackingConsumer:
         if event is None:
             if not self._dead_letter(work, message, DECODE, failure or ValueError("undecodable"), attempts=1):
                 return
-        elif self.window.seen(event.dedupe_id):
+        elif not self.window.claim(event.dedupe_id):
             log.info("dropping %s: handled in this process recently (dedupe window)", event.dedupe_id)
         else:
-            for connection, error in self.dispatcher.deliver(event, _receiver_kwargs(message, event)):
-                if not self._dead_letter(work, message, connection.name, error, self.settings.consumer_max_attempts):
-                    return
-            self.window.add(event.dedupe_id)
+            try:
+                for connection, error in self.dispatcher.deliver(event, _receiver_kwargs(message, event)):
+                    if not self._dead_letter(work, message, connection.name, error, self.settings.consumer_max_attempts):
+                        return
+                self.window.add(event.dedupe_id)
+            finally:
+                self.window.forget(event.dedupe_id)
         self.inflight.finish(work, message.offset())
 
     def _dead_letter(self, work: PartitionWork, message: Message, receiver: str, error: Exception, attempts: int) -> bool:

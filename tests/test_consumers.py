@@ -6,6 +6,7 @@ the normalizer encodes them; receivers run in this process (a runner per thread)
 or in `espstream consume` processes.
 """
 
+import copy
 import json
 import os
 import subprocess
@@ -76,12 +77,13 @@ def sequences(keys: int, per_key: int) -> list[TrackingEvent]:
     return [event(message_id, seq) for seq in range(per_key) for message_id in message_ids]
 
 
-def produce(env: dict[str, str], events: list[TrackingEvent]) -> None:
+def produce(env: dict[str, str], events: list[TrackingEvent], partition: int = -1) -> None:
+    """Keyed by message id; into ``partition`` if given, else where the key hashes to."""
     settings = settings_from_env(env)
     serialize = EventSerializer(SchemaRegistryClient(settings.registry()), settings.normalized_topic)
     producer = Producer(settings.kafka())
     for each in events:
-        producer.produce(settings.normalized_topic, serialize(each), key=each.message_id.encode())
+        producer.produce(settings.normalized_topic, serialize(each), key=each.message_id.encode(), partition=partition)
     assert producer.flush(30) == 0
 
 
@@ -337,3 +339,66 @@ def test_a_failing_async_receiver_is_retried_then_dead_lettered_while_other_mess
     headers = dict(letter.headers())
     assert headers["dlq-receiver"] == f"{__name__}.{flaky.__qualname__}".encode()
     assert (headers["dlq-error-class"], headers["dlq-attempts"]) == (b"ValueError", b"3")
+
+
+def test_a_stuck_receiver_holds_back_reading_to_the_read_ahead(env: dict[str, str]) -> None:
+    """Other keys' lanes run ahead of a stuck event only by consumer_batch_size events.
+
+    The partition's commit stays at the stuck event: every event read after it is what
+    a crash would hand out again, and what the process holds meanwhile.
+    """
+    read_ahead = 6
+    stuck, others = event(str(uuid.uuid4()), 0), sequences(30, 1)
+    unstuck = threading.Event()
+    handled: list[str] = []
+
+    def receive(sender, event, esp_name, **kwargs):
+        if event.message_id == stuck.message_id:
+            unstuck.wait(60)
+        handled.append(event.dedupe_id)
+
+    with Member(env, f"stuck-{uuid.uuid4().hex[:8]}", receive, concurrency=4, consumer_batch_size=read_ahead) as member:
+        eventually(lambda: member.partitions() == set(range(PARTITIONS)))
+        produce(env, [stuck, *others], partition=0)
+        # Reading stops once the stuck event and the events after it fill the read-ahead.
+        eventually(lambda: member.runner._paused and member.runner.inflight.read_ahead() >= read_ahead)
+        work = member.runner.inflight.get((env["ESPSTREAM_NORMALIZED_TOPIC"], 0))
+        assert work is not None and work.next_offset is not None and work.next_offset <= read_ahead
+        assert stuck.dedupe_id not in handled and len(handled) < read_ahead
+        unstuck.set()
+        eventually(lambda: len(handled) == 1 + len(others))
+    assert Counter(handled) == Counter(e.dedupe_id for e in [stuck, *others])
+
+
+def test_the_dedupe_window_drops_a_repeat_handled_at_the_same_time_on_another_lane(env: dict[str, str]) -> None:
+    """Events without message id or recipient carry no key: a resent one may land on another partition's lane."""
+    original = event("unused", 0)
+    original.message_id = original.recipient = None
+    repeat = copy.copy(original)
+    settings = settings_from_env(env)
+    serialize = EventSerializer(SchemaRegistryClient(settings.registry()), settings.normalized_topic)
+    topic = settings.normalized_topic
+    calls: list[int] = []
+    lock = threading.Lock()
+    member: Member
+
+    def receive(sender, event, esp_name, **kwargs):
+        with lock:
+            calls.append(kwargs["partition"])
+            first = len(calls) == 1
+        if first:  # still at work until the repeat was read and dealt with
+            eventually(repeat_dealt_with)
+
+    def repeat_dealt_with() -> bool:
+        inflight = member.runner.inflight
+        works = [inflight.get((topic, partition)) for partition in (0, 1)]
+        return all(w is not None and w.next_offset == 1 for w in works) and inflight.unfinished() == 1
+
+    with Member(env, f"lanes-{uuid.uuid4().hex[:8]}", receive, concurrency=2, consumer_dedupe_window=100) as member:
+        eventually(lambda: member.partitions() == set(range(PARTITIONS)))
+        producer = Producer(settings.kafka())
+        for partition, each in enumerate([original, repeat]):
+            producer.produce(topic, serialize(each), partition=partition)
+        assert producer.flush(30) == 0
+        eventually(lambda: calls and member.runner.inflight.unfinished() == 0)
+    assert len(calls) == 1
