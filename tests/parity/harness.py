@@ -1,7 +1,7 @@
 """One fixture through both sides: anymail's view and our ``normalize()``, and what to expect."""
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from io import BytesIO
 from typing import Any
 
@@ -11,7 +11,7 @@ import normalizer
 from schemas import Provenance, TrackingEvent
 from schemas.avro import event_to_record, record_to_event, schema_str
 
-from .compare import FIELDS, anymail_fields
+from .compare import FIELDS, anymail_fields, same
 from .fixtures import Fixture
 from .oracle import AnymailResult, anymail_events
 
@@ -75,3 +75,29 @@ def avro_round_trip(events: list[TrackingEvent], fixture: Fixture) -> list[Track
         buffer.seek(0)
         decoded.append(record_to_event(schemaless_reader(buffer, _SCHEMA, _SCHEMA)))
     return decoded
+
+
+def assert_timestamp_as_anymails(fixture: Fixture) -> None:
+    """One event, at the same instant as anymail's (whose naive time we read as UTC)."""
+    result = run_anymail(fixture)
+    assert result.events is not None, repr(result.error)
+    theirs = result.events[0].timestamp
+    expected = theirs.replace(tzinfo=timezone.utc) if theirs is not None and theirs.tzinfo is None else theirs
+    [ours] = run_ours(fixture)
+    assert same(ours.timestamp, expected), f"ours {ours.timestamp!r}, anymail {theirs!r}"
+
+
+def assert_epoch_timestamp_as_anymails(fixture: Fixture) -> None:
+    """An epoch timestamp: the same instant as anymail's, or a MalformedPayload where anymail overflows."""
+    result = run_anymail(fixture)
+    if result.error is not None:
+        assert isinstance(result.error, (OverflowError, OSError)), repr(result.error)
+        try:
+            run_ours(fixture)
+        except normalizer.MalformedPayload as error:
+            assert "timestamp is out of range" in str(error)
+            return
+        raise AssertionError("anymail overflows; we must dead-letter it")
+    [ours] = run_ours(fixture)
+    theirs = result.events[0].timestamp
+    assert same(ours.timestamp, theirs), f"ours {ours.timestamp!r}, anymail {theirs!r}"
