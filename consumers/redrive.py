@@ -15,7 +15,6 @@ the letters the first one dealt with, and never reads the letters it wrote itsel
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -25,7 +24,7 @@ from schemas import TrackingEvent, raw
 from schemas.avro import EventDeserializer
 
 from .dispatch import AsyncLoop, Dispatcher
-from .runner import DECODE, TrackingConsumer
+from .runner import DECODE, TrackingConsumer, group_dead_letter_headers
 from .settings import ConsumerSettings
 from .signals import Connection, Signal, tracking
 
@@ -117,7 +116,8 @@ class Redrive:
         return named
 
     def _write_again(self, letter: Message, receiver: str, error: Exception, attempts: int, written: dict[int, int]) -> None:
-        delivered = self.writer.write(self.topic, letter.value(), letter.key(), _again_headers(letter, self.group, receiver, error, attempts))
+        headers = group_dead_letter_headers(letter, self.group, receiver, error, attempts)
+        delivered = self.writer.write(self.topic, letter.value(), letter.key(), headers)
         assert delivered is not None  # the writer only gives up when asked to
         written.setdefault(delivered.partition(), delivered.offset())
 
@@ -131,22 +131,6 @@ def _kwargs(letter: Message, event: TrackingEvent, source_topic: str) -> dict[st
         "offset": int(offset) if offset is not None else None,
         "dedupe_id": event.dedupe_id,
     }
-
-
-def _again_headers(letter: Message, group: str, receiver: str, error: Exception, attempts: int) -> raw.Headers:
-    """The letter's own headers with this failure's ``dlq-*`` ones; the source position stays the event's."""
-    keep = (raw.DLQ_SOURCE_TOPIC, raw.DLQ_SOURCE_PARTITION, raw.DLQ_SOURCE_OFFSET)
-    headers = letter.headers() or []
-    return [
-        *((name, value) for name, value in headers if not name.startswith("dlq-")),
-        (raw.DLQ_GROUP, group.encode()),
-        (raw.DLQ_RECEIVER, receiver.encode()),
-        (raw.DLQ_ATTEMPTS, str(attempts).encode()),
-        (raw.DLQ_ERROR_CLASS, type(error).__name__.encode()),
-        (raw.DLQ_ERROR_MESSAGE, str(error)[: raw.MAX_ERROR_MESSAGE].encode("utf-8", "replace")),
-        *((name, value) for name, value in headers if name in keep),
-        (raw.DLQ_FAILED_AT, datetime.now(UTC).isoformat().encode()),
-    ]
 
 
 def redrive(group: str, signal: Signal = tracking, settings: ConsumerSettings | None = None) -> Iterator[Outcome]:

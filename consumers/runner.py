@@ -19,16 +19,14 @@ import time
 import zlib
 from typing import Any
 
-import httpx
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from espstream.batches import durable_consumer_config
 from espstream.deadletters import DeadLetterWriter
 from espstream.topics import create_missing, retained_topic
 from schemas import TrackingEvent, raw
-from schemas.avro import EventDeserializer
+from schemas.avro import EventDeserializer, registry_unreachable
 
 from .dispatch import AsyncLoop, DedupeWindow, Dispatcher
 from .inflight import InFlight, PartitionId, PartitionWork
@@ -138,7 +136,7 @@ class TrackingConsumer:
         try:
             event = self.decode(message.value(), message.topic())
         except Exception as exc:
-            if _transient(exc):
+            if registry_unreachable(exc):
                 log.warning("schema registry unreachable (%s): reading the event again", exc)
                 self._read_again(work, message)
                 return
@@ -242,19 +240,24 @@ class TrackingConsumer:
 
     def _dead_letter(self, work: PartitionWork, message: Message, receiver: str, error: Exception, attempts: int) -> bool:
         """True once the letter is acknowledged; False if the partition was released first."""
-        headers = raw.dead_letter_headers(
-            message,
-            error,
-            [
-                (raw.DLQ_GROUP, self.group.encode()),
-                (raw.DLQ_RECEIVER, receiver.encode()),
-                (raw.DLQ_ATTEMPTS, str(attempts).encode()),
-            ],
-        )
+        headers = group_dead_letter_headers(message, self.group, receiver, error, attempts)
         written = self.dead_letters.write(
             self.dlq_topic, message.value(), message.key(), headers, give_up=lambda: work.released
         )
         return written is not None
+
+
+def group_dead_letter_headers(message: Message, group: str, receiver: str, error: Exception, attempts: int) -> raw.Headers:
+    """A consumer group's dead letter: which group and receiver failed, after how many calls."""
+    return raw.dead_letter_headers(
+        message,
+        error,
+        [
+            (raw.DLQ_GROUP, group.encode()),
+            (raw.DLQ_RECEIVER, receiver.encode()),
+            (raw.DLQ_ATTEMPTS, str(attempts).encode()),
+        ],
+    )
 
 
 def _receiver_kwargs(message: Message, event: TrackingEvent) -> dict[str, Any]:
@@ -274,13 +277,6 @@ def _max_poll_interval_ms(settings: ConsumerSettings, concurrency: int) -> int:
         backoff = min(backoff * 2, settings.consumer_retry_backoff_max_seconds)
     worst_seconds = settings.consumer_batch_size * (total + 1.0) / concurrency + 60
     return min(max(300_000, int(worst_seconds * 1000)), 86_400_000)
-
-
-def _transient(error: Exception) -> bool:
-    """A registry outage, as opposed to a record that can never be decoded."""
-    if isinstance(error, SchemaRegistryError):
-        return error.http_status_code >= 500 or error.http_status_code < 0
-    return isinstance(error, (httpx.TransportError, ConnectionError, TimeoutError))
 
 
 def run(

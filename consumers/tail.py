@@ -21,7 +21,6 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, TextIO
 
-import httpx
 from confluent_kafka import (
     OFFSET_BEGINNING,
     TIMESTAMP_CREATE_TIME,
@@ -33,11 +32,10 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from espstream.config import CommonSettings
 from schemas import TrackingEvent
-from schemas.avro import EVENT_TYPES, EventDeserializer
+from schemas.avro import EVENT_TYPES, EventDeserializer, registry_unreachable
 from schemas.esps import ESP_NAMES
 
 log = logging.getLogger("espstream.tail")
@@ -161,7 +159,7 @@ class Tail:
         try:
             event = self.decode(message.value(), message.topic())
         except Exception as error:
-            if _transient(error):
+            if registry_unreachable(error):
                 raise TailError(f"schema registry unreachable: {error}") from error
             log.warning("partition %d offset %d: not an event (%s: %s)",
                         message.partition(), message.offset(), type(error).__name__, error)
@@ -241,13 +239,6 @@ def _slug_of_name(esp_name: str) -> str | None:
         return esp_slug(esp_name)
     except ValueError:
         return None
-
-
-def _transient(error: Exception) -> bool:
-    """A registry outage, as opposed to a record that can never be decoded."""
-    if isinstance(error, SchemaRegistryError):
-        return error.http_status_code >= 500 or error.http_status_code < 0
-    return isinstance(error, (httpx.TransportError, ConnectionError, TimeoutError))
 
 
 def _reader_gone(out: TextIO) -> bool:

@@ -8,8 +8,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_writer
 
@@ -158,6 +161,13 @@ class EventDeserializer:
 
     def __call__(self, value: bytes, topic: str) -> TrackingEvent:
         return self._deserialize(value, SerializationContext(topic, MessageField.VALUE))
+
+
+def registry_unreachable(error: Exception) -> bool:
+    """A decoding error that is a schema-registry outage (read again later), not a record that never decodes."""
+    if isinstance(error, SchemaRegistryError):
+        return error.http_status_code >= 500 or error.http_status_code < 0
+    return isinstance(error, (httpx.TransportError, ConnectionError, TimeoutError))
 
 
 def _avro_body(record: dict[str, Any]) -> bytes:

@@ -35,21 +35,31 @@ DLQ_NORMALIZER_VERSION = "dlq-normalizer-version"
 DLQ_GROUP = "dlq-group"
 DLQ_RECEIVER = "dlq-receiver"
 DLQ_ATTEMPTS = "dlq-attempts"
+_DLQ_PREFIX = "dlq-"
+_SOURCE_HEADERS = (DLQ_SOURCE_TOPIC, DLQ_SOURCE_PARTITION, DLQ_SOURCE_OFFSET)
 MAX_ERROR_MESSAGE = 2000
 
 Headers = list[tuple[str, bytes]]
 
 
 def dead_letter_headers(message: Message, error: BaseException, extra: Headers) -> Headers:
-    """The failed record's own headers, then ``extra``, then why, where from and when."""
-    return [
-        *(message.headers() or []),
-        *extra,
-        (DLQ_ERROR_CLASS, type(error).__name__.encode()),
-        (DLQ_ERROR_MESSAGE, str(error)[:MAX_ERROR_MESSAGE].encode("utf-8", "replace")),
+    """The failed record's own headers, then ``extra``, then why, where from and when.
+
+    A record that is itself a dead letter (one redriven and failing again) keeps the
+    source it names, and only this failure's other ``dlq-*`` headers.
+    """
+    own = message.headers() or []
+    source = [(name, value) for name, value in own if name in _SOURCE_HEADERS] or [
         (DLQ_SOURCE_TOPIC, message.topic().encode()),
         (DLQ_SOURCE_PARTITION, str(message.partition()).encode()),
         (DLQ_SOURCE_OFFSET, str(message.offset()).encode()),
+    ]
+    return [
+        *((name, value) for name, value in own if not name.startswith(_DLQ_PREFIX)),
+        *extra,
+        (DLQ_ERROR_CLASS, type(error).__name__.encode()),
+        (DLQ_ERROR_MESSAGE, str(error)[:MAX_ERROR_MESSAGE].encode("utf-8", "replace")),
+        *source,
         (DLQ_FAILED_AT, datetime.now(UTC).isoformat().encode()),
     ]
 
