@@ -1,0 +1,92 @@
+"""One raw record in, the records to produce for it out: the code path of the service, replays and redrives.
+
+Either events (each with its provenance, its key and its Avro bytes) or a
+dead letter: the stage that failed and why. Nothing here talks to Kafka.
+"""
+
+from dataclasses import dataclass, field
+
+from confluent_kafka import Message
+
+from espstream import __version__
+from schemas import Provenance, TrackingEvent
+from schemas import raw
+from schemas.avro import EventSerializer
+
+from .core import normalize
+
+# What librdkafka counts beside key and value against message.max.bytes, generously.
+RECORD_FRAMING_BYTES = 1024
+
+
+class EncodeError(Exception):
+    """An event could not be encoded for the normalized topic."""
+
+
+def event_key(event: TrackingEvent) -> bytes | None:
+    """All events of one message on one partition, in order."""
+    key = event.message_id or event.recipient
+    return key.encode() if key else None
+
+
+@dataclass(slots=True)
+class Normalized:
+    """What one raw record becomes: ``events`` with their ``records`` (key, value), or a failure."""
+
+    events: list[TrackingEvent] = field(default_factory=list)
+    records: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    webhook: raw.RawWebhook | None = None
+    stage: str | None = None  # normalize | encode, when it failed
+    error: BaseException | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+class RecordNormalizer:
+    """Raw record -> ``Normalized``, with the provenance of ``message`` on every event."""
+
+    def __init__(self, serialize: EventSerializer, max_record_bytes: int):
+        self.serialize = serialize
+        self.max_record_bytes = max_record_bytes
+
+    def __call__(self, message: Message) -> Normalized:
+        try:
+            webhook = raw.RawWebhook.from_record(message.value(), message.headers())
+            events = normalize(webhook.esp, webhook.body, webhook.content_type, webhook.http_headers)
+        except Exception as error:  # any failure is this record's: it becomes a dead letter
+            return Normalized(stage="normalize", error=error)
+        try:
+            records = self._encode(message, webhook, events)
+        except Exception as error:
+            return Normalized(events=events, webhook=webhook, stage="encode", error=error)
+        return Normalized(events=events, records=records, webhook=webhook)
+
+    def _encode(self, message: Message, webhook: raw.RawWebhook, events: list[TrackingEvent]) -> list[tuple[bytes | None, bytes]]:
+        encoded = []
+        for index, event in enumerate(events):
+            event.provenance = Provenance(
+                esp=webhook.esp,
+                topic=message.topic(),
+                partition=message.partition(),
+                offset=message.offset(),
+                index=index,
+                received_at=webhook.received_at,
+                request_id=webhook.request_id,
+                normalizer_version=__version__,
+            )
+            value = self.serialize(event)
+            key = event_key(event)
+            size = len(value) + len(key or b"") + RECORD_FRAMING_BYTES
+            if size > self.max_record_bytes:
+                raise EncodeError(f"event {index} encodes to {size} bytes, over the {self.max_record_bytes}-byte limit")
+            encoded.append((key, value))
+        return encoded
+
+
+def dead_letter_headers(message: Message, stage: str, error: BaseException) -> raw.Headers:
+    """A normalizer dead letter's headers: the raw record's, then the failed stage, this version, why."""
+    return raw.dead_letter_headers(
+        message, error, [(raw.DLQ_STAGE, stage.encode()), (raw.DLQ_NORMALIZER_VERSION, __version__.encode())]
+    )
