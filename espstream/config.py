@@ -6,6 +6,7 @@ Every setting is an environment variable with the ``ESPSTREAM_`` prefix
 
 from typing import Any
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Django's DATA_UPLOAD_MAX_MEMORY_SIZE: what an anymail webhook view accepts by default.
@@ -31,6 +32,21 @@ class CommonSettings(BaseSettings):
     dlq_topic: str = "tracking.dlq"
     topic_partitions: int = 6
     topic_replication_factor: int = 1
+    # Retention (Kafka's retention.ms, and retention.bytes per partition); -1 keeps records
+    # until deleted. The raw topic is the system of record that replays read again, and dead
+    # letters (the normalizer's and every receiver group's) wait for a fix: both are kept
+    # forever unless lowered here, e.g. where personal data may not be kept longer.
+    raw_retention_ms: int = Field(-1, ge=-1)
+    raw_retention_bytes: int = Field(-1, ge=-1)
+    dlq_retention_ms: int = Field(-1, ge=-1)
+    dlq_retention_bytes: int = Field(-1, ge=-1)
+    # The normalized topic is derived data: a replay of the raw topic writes its events again,
+    # with the same dedupe ids. Kept forever it would double the storage of the raw topic and
+    # hold every superseded event beside its replayed one, so by default (None) its retention
+    # is the broker's own (log.retention.*, 7 days on Apache Kafka), neither set nor checked by
+    # `topics ensure`. Set these when a receiver group may be down longer than that.
+    normalized_retention_ms: int | None = Field(None, ge=-1)
+    normalized_retention_bytes: int | None = Field(None, ge=-1)
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 

@@ -24,6 +24,9 @@ class EventType:
     # An inbound message failed: Postmark reports it as a bounce on the tracking webhook.
     INBOUND_FAILED = "inbound_failed"
     UNKNOWN = "unknown"
+    # A received message (schema version 2). Listed in the schema's order: a new symbol goes
+    # last, so the Avro index of every earlier one stays what it was.
+    INBOUND = "inbound"
 
 
 class RejectReason:

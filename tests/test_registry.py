@@ -235,6 +235,37 @@ def test_backward_compatibility_is_enforced_until_the_subject_is_set_to_none(
     assert client.register_schema_full_response(orders.subject, avro(orders.needs_amount)).version == 2
 
 
+@pytest.mark.parametrize(
+    ("default", "level", "accepted"),
+    [
+        ("unknown", "BACKWARD", True),
+        ("unknown", "FULL", True),  # an old reader reads the new symbol as the default
+        (None, "BACKWARD", True),  # BACKWARD asks only that the new schema reads the old data
+        (None, "FULL", False),  # an old reader has nothing to read the new symbol as
+    ],
+)
+def test_an_enum_symbol_added_is_readable_by_old_readers_only_when_the_enum_has_a_default(
+    client: SchemaRegistryClient, orders: Orders, default: str | None, level: str, accepted: bool
+):
+    def with_states(*symbols: str) -> str:
+        enum = {"type": "enum", "name": "State", "symbols": list(symbols)}
+        if default is not None:
+            enum["default"] = default
+        return record_schema("Order", {"name": "state", "type": enum}, namespace=orders.namespace)
+
+    client.set_compatibility(orders.subject, level)
+    client.register_schema(orders.subject, avro(with_states("open", "unknown")))
+    added = avro(with_states("open", "unknown", "held"))
+
+    if accepted:
+        assert client.register_schema_full_response(orders.subject, added).version == 2
+    else:
+        error = registry_error(client.register_schema, orders.subject, added)
+        assert (error.http_status_code, error.error_code) == (409, 409)
+        assert "MISSING_ENUM_SYMBOLS" in error.error_message
+        assert client.get_versions(orders.subject) == [1]
+
+
 def test_a_compatibility_level_must_be_one_of_confluents(client: SchemaRegistryClient):
     error = registry_error(client.set_compatibility, None, "SOMETIMES")
 
