@@ -272,11 +272,19 @@ def test_dead_letters_are_redriven_to_their_receiver_once_fixed(process_env: dic
     [original] = read_topic(env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"], dlq_topic)
     source_offset = int(dict(original.headers())["dlq-source-offset"])
 
-    listed = espstream(env, "dlq", "list", "--group", group)
+    listed = espstream(env, "dlq", "list", "--group", group, "--letters")
     assert listed.returncode == 0, listed.stderr
     [pending] = [json.loads(line) for line in listed.stdout.splitlines()]
     assert (pending["receiver"], pending["attempts"], pending["error-class"]) == (receiver_name, "2", "RuntimeError")
-    assert pending["key"] == poison.message_id
+    assert (pending["key"], pending["esp"]) == (poison.message_id, "postmark")
+    counted = json.loads(espstream(env, "dlq", "list", "--group", group, "--json").stdout)
+    assert [(g["esp"], g["receiver"], g["error_class"], g["letters"], g["attempts"]) for g in counted["groups"]] == [
+        ("postmark", receiver_name, "RuntimeError", 1, {"2": 1})
+    ]
+    shown = espstream(env, "dlq", "show", "--group", group, f"{original.partition()}:{original.offset()}")
+    assert shown.returncode == 0, shown.stderr
+    assert f"  dlq-receiver: {receiver_name}" in shown.stdout.splitlines()
+    assert json.loads(shown.stdout.split("decoded):\n", 1)[1])["dedupe_id"] == poison.dedupe_id
 
     # Still broken: back to the dead-letter topic, its attempts added up.
     again = espstream(env, "dlq", "redrive", "tests.receivers_for_consumers", "--group", group)
@@ -296,9 +304,10 @@ def test_dead_letters_are_redriven_to_their_receiver_once_fixed(process_env: dic
     assert [(l["receiver"], l["offset"]) for l in poison_calls] == [("audit", source_offset), ("record", source_offset)]
 
     assert espstream(env, "dlq", "redrive", "tests.receivers_for_consumers", "--group", group).stdout == ""
-    assert espstream(env, "dlq", "list", "--group", group).stdout == ""
+    assert espstream(env, "dlq", "list", "--group", group, "--letters").stdout == ""
+    assert espstream(env, "dlq", "list", "--group", group).stdout == f"0 pending dead letters on {dlq_topic}\n"
     assert len(lines(out)) == len(poison_calls) + 2
-    never_failed = espstream(env, "dlq", "list", "--group", f"quiet-{uuid.uuid4().hex[:8]}")
+    never_failed = espstream(env, "dlq", "list", "--group", f"quiet-{uuid.uuid4().hex[:8]}", "--letters")
     assert (never_failed.returncode, never_failed.stdout) == (0, "")
 
 
