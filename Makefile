@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean faults fuzz
 
 # Create the virtualenv and install espstream with its embedded broker and test tools.
 $(STAMP): pyproject.toml
@@ -20,6 +20,25 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# The fault suite (tests/faults, left out of `make test`): the normalizer and a consumer
+# SIGKILLed, the broker cut off under load, a slow consumer group; `espstream audit` judges.
+# About 2-3 minutes; prints each scenario's audit and the durations.
+faults: $(STAMP)
+	$(BIN)/python -m pytest tests/faults -m faults -rA --durations=0
+
+# Coverage-guided fuzzing of every ESP parser (atheris), FUZZ_SECONDS each; a crash leaves its
+# input in fuzz-crashes/ (each ESP still runs; the target fails at the end). The hypothesis fuzz suite (tests/fuzz) runs in `make test`.
+FUZZ_SECONDS ?= 60
+FUZZ_ESPS ?= amazon_ses brevo mailersend mailgun mailjet mailtrap mandrill postal postmark resend sendgrid sendinblue sparkpost unisender_go
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[embedded,test,fuzz]'
+	mkdir -p fuzz-crashes
+	status=0; for esp in $(FUZZ_ESPS); do \
+		echo "== $$esp ($(FUZZ_SECONDS) s)"; \
+		$(BIN)/python -m tests.fuzz.atheris_normalize $$esp -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=fuzz-crashes/$$esp- -print_final_stats=1 || status=1; \
+	done; exit $$status
 
 clean:
 	rm -rf $(VENV)

@@ -15,3 +15,7 @@ class MalformedPayload(NormalizeError):
 
 class MisconfiguredWebhook(NormalizeError):
     """A payload anymail refuses as misconfigured, e.g. an inbound email posted to a tracking URL."""
+
+
+class MalformedRecord(NormalizeError):
+    """A raw record whose own headers are unreadable (e.g. a received-at that is no time)."""

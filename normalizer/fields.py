@@ -21,8 +21,10 @@ def lookup(table: dict[str, Any], key: Any, default: Any) -> Any:
 
 def optional_text(value: Any, field: str) -> str | None:
     """Text or None; a JSON number becomes its decimal text."""
-    if value is None or isinstance(value, str):
+    if value is None:
         return value
+    if isinstance(value, str):
+        return utf8_text(value, field)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     raise MalformedPayload(f"{field} is not text: {value!r}")
@@ -43,8 +45,24 @@ def metadata_dict(value: Any, field: str) -> dict[str, Any]:
     if value is None:
         return {}
     if isinstance(value, dict):
+        for key in value:
+            utf8_text(key, f"a key of {field}")
         return value
     raise MalformedPayload(f"{field} is not an object: {value!r}")
+
+
+def utf8_text(text: str, field: str) -> str:
+    """``text`` if UTF-8 can hold it (Avro strings are UTF-8).
+
+    JSON can spell an unpaired UTF-16 surrogate (``"\\ud800"``), which no ESP sends and
+    no UTF-8 text can hold: anymail passes it through, the event could not be encoded.
+    """
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise MalformedPayload(f"{field} holds an unpaired UTF-16 surrogate: {text!r}") from None
+    return text
 
 
 def batch_items(value: Any, field: str) -> list[Any]:
@@ -59,6 +77,10 @@ def batch_items(value: Any, field: str) -> list[Any]:
         return []
     raise MalformedPayload(f"{field} is not a JSON array: {value!r}")
 
+
+# An addr-spec longer than this is refused: no address is (RFC 5321 allows 256 characters), and
+# the standard library parses one in time quadratic in its length ("." * 80000: a minute).
+MAX_ADDR_SPEC = 998
 
 # What anymail's recipient lookup catches: its AnymailInvalidAddress wraps the first four.
 _ADDRESS_ERRORS = (HeaderParseError, IndexError, InvalidHeaderDefect, ValueError, KeyError, TypeError)
@@ -75,11 +97,17 @@ def single_address(value: Any) -> str | None:
     text = value if isinstance(value, str) else str(value)
     try:
         pairs = getaddresses([text])
+    except RecursionError:  # nested comments "((((…", where anymail crashes
+        raise MalformedPayload(f"address nested too deeply to parse: {text[:100]!r}…") from None
+    try:
         if not pairs and text == "":
             pairs = [("", "")]
         if len(pairs) != 1:
             return None  # none or several
         display_name, addr_spec = pairs[0]
+        if len(addr_spec) > MAX_ADDR_SPEC:
+            raise MalformedPayload(f"address over {MAX_ADDR_SPEC} characters: {addr_spec[:100]!r}…")
+        utf8_text(addr_spec, "address")
         if addr_spec and not addr_spec.isascii():
             # Address(addr_spec=...) mishandles non-ASCII (python/cpython#81074); anymail splits it.
             if "@" not in addr_spec:
@@ -91,3 +119,5 @@ def single_address(value: Any) -> str | None:
         return Address(display_name, addr_spec=addr_spec).addr_spec
     except _ADDRESS_ERRORS:
         return None
+    except RecursionError:
+        raise MalformedPayload(f"address nested too deeply to parse: {text[:100]!r}…") from None

@@ -14,6 +14,7 @@ from schemas import raw
 from schemas.avro import EventSerializer
 
 from .core import normalize
+from .errors import MalformedRecord
 
 # What librdkafka counts beside key and value against message.max.bytes, generously.
 RECORD_FRAMING_BYTES = 1024
@@ -54,6 +55,9 @@ class RecordNormalizer:
     def __call__(self, message: Message) -> Normalized:
         try:
             webhook = raw.RawWebhook.from_record(message.value(), message.headers())
+        except ValueError as error:  # written by something other than the gateway
+            return Normalized(stage="normalize", error=MalformedRecord(f"raw record headers: {error}"))
+        try:
             events = normalize(webhook.esp, webhook.body, webhook.content_type, webhook.http_headers)
         except Exception as error:  # any failure is this record's: it becomes a dead letter
             return Normalized(stage="normalize", error=error)

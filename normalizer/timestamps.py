@@ -38,7 +38,21 @@ def iso_timestamp(value: Any, field: str) -> datetime | None:
         raise MalformedPayload(f"{field} is not a valid timestamp: {value!r} ({error})") from None
     if parsed is not None and parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed
+    return utc_instant(parsed, value, field)
+
+
+def utc_instant(timestamp: datetime | None, value: Any, field: str) -> datetime | None:
+    """``timestamp`` if its instant has a UTC date ("0001-01-01T00:00:00+14:00" has none).
+
+    The event's timestamp is an instant in UTC (Avro timestamp-micros); anymail keeps such
+    a datetime, which no consumer could compare or convert.
+    """
+    if timestamp is not None:
+        try:
+            timestamp.astimezone(timezone.utc)
+        except OverflowError:
+            raise MalformedPayload(f"{field} is out of range for a timestamp: {value!r}") from None
+    return timestamp
 
 
 def _parse_datetime(value: str) -> datetime | None:

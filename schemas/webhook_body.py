@@ -99,6 +99,8 @@ def multipart_pairs(body: bytes, content_type: str | None) -> FormPairs:
     if not _BOUNDARY.fullmatch(boundary):
         raise MalformedBody("multipart/form-data without a valid boundary")
     encoding = _known_charset(params.get(b"charset", b"").decode("latin-1")) or "utf-8"
+    if not _text_encoding(encoding):  # rot13, base64, zlib...: Django's decoding of the fields crashes
+        raise MalformedBody(f"multipart/form-data in {encoding!r}, which is not a text encoding")
     if not body:
         return []
     parts = _MultipartFields(boundary)
@@ -163,8 +165,19 @@ class _MultipartFields:
             self.fields[-1][2].extend(data[start:end])
 
 
+def _text_encoding(name: str) -> bool:
+    """Whether ``bytes.decode`` accepts the codec (a bytes-to-bytes codec raises LookupError there)."""
+    try:
+        b"x".decode(name)  # an empty input is returned before the codec is checked
+    except LookupError:
+        return False
+    except ValueError:  # a text codec that cannot decode this one byte (UTF-16...)
+        pass
+    return True
+
+
 def _known_charset(name: str) -> str | None:
     try:
         return codecs.lookup(name).name if name else None
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a name with a NUL character
         return None

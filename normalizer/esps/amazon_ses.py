@@ -92,7 +92,8 @@ def _sns_message(request: WebhookRequest) -> dict[str, Any]:
     charset = _charset(request.content_type) or "utf-8"
     try:
         sns_message = json.loads(request.body.decode(charset))
-    except (ValueError, UnicodeDecodeError) as error:
+    # LookupError: a charset Python knows that is no text encoding (rot13, base64), where anymail crashes.
+    except (ValueError, LookupError) as error:
         raise MalformedPayload(f"the Amazon SNS message is not valid JSON: {error}") from None
     if not isinstance(sns_message, dict):
         raise MalformedPayload(f"an Amazon SNS message is a JSON object, not {type(sns_message).__name__}")
@@ -115,7 +116,7 @@ def _charset(content_type: str | None) -> str | None:
             charset = collapse_rfc2231_value(value) if isinstance(value, tuple) else value
     try:
         return codecs.lookup(charset).name if charset else None
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a name with a NUL character
         return None
 
 

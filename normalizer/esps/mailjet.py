@@ -11,7 +11,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload
-from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list
+from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list, utf8_text
 from ..request import WebhookRequest
 from ..timestamps import lenient_epoch_timestamp
 
@@ -72,7 +72,7 @@ def esp_to_event(esp_event: dict[str, Any]) -> TrackingEvent:
         reject_reason = lookup(REJECT_REASONS, esp_event["error"], RejectReason.OTHER)
 
     # Mailjet's MessageID is a big integer; anymail's str() also makes a null one "None".
-    message_id = str(esp_event["MessageID"]) if "MessageID" in esp_event else None
+    message_id = utf8_text(str(esp_event["MessageID"]), "MessageID") if "MessageID" in esp_event else None
     tag = esp_event.get("customcampaign")
     return TrackingEvent(
         event_type=event_type,

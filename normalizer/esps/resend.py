@@ -16,6 +16,7 @@ from schemas import EventType, RejectReason, TrackingEvent
 from ..errors import MalformedPayload
 from ..fields import lookup, metadata_dict, optional_text, single_address, tag_list
 from ..request import WebhookRequest
+from ..timestamps import utc_instant
 
 ESP_NAME = "Resend"
 
@@ -83,7 +84,8 @@ def _timestamp(esp_event: dict[str, Any]) -> datetime | None:
     except ValueError:
         return None
     # A time without offset is read as UTC.
-    return timestamp if timestamp.tzinfo is not None else timestamp.replace(tzinfo=timezone.utc)
+    timestamp = timestamp if timestamp.tzinfo is not None else timestamp.replace(tzinfo=timezone.utc)
+    return utc_instant(timestamp, value, "created_at")
 
 
 def _bounce(data: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -12,7 +12,7 @@ from typing import Any
 from schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload
-from ..fields import batch_items, lookup, optional_text, tag_list
+from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 
 ESP_NAME = "SendGrid"
@@ -129,7 +129,8 @@ def esp_to_event(esp_event: Any) -> TrackingEvent:
 def _custom_args(esp_event: dict[str, Any]) -> dict[str, Any]:
     # anymail's set difference orders the keys by string hash, which changes from one
     # process to the next; the same keys in the order SendGrid sent them are stable.
-    return {key: value for key, value in esp_event.items() if key not in SENDGRID_EVENT_KEYS}
+    custom_args = {key: value for key, value in esp_event.items() if key not in SENDGRID_EVENT_KEYS}
+    return metadata_dict(custom_args, "custom args")
 
 
 def _drop_cause(esp_event: dict[str, Any]) -> str:
