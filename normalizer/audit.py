@@ -1,0 +1,471 @@
+"""``espstream audit``: did every raw webhook of a time range get its outcome?
+
+The outcome of a raw record is one of: its events on the normalized topic
+(found by their provenance: raw topic, partition, offset; counted by index),
+its dead letter on the dead-letter topic (found by its ``dlq-source-*``
+headers), or nothing by design: a webhook that normalizes to no event (an SNS
+subscription confirmation, an empty batch). That last one is never taken on
+trust: the record is normalized again here, with the normalizer's own code,
+and counts as empty only when that yields zero events without an error.
+
+A record dead-lettered and later normalized by a redrive has both; it counts
+as one with events (and as redriven). Repeats are counted, not missing: events
+seen more than once for the same record and index, and a record dead-lettered
+more than once (letters a redrive wrote back aside).
+
+A raw record with none of these is MISSING. A missing record at or after the
+normalizer group's committed offset is not lost (yet): the normalizer has not
+finished it. One before it is a broken guarantee: the offset was committed
+without the outcome being written.
+
+Outcomes are read from the range's start (less a margin for the clocks of the
+gateway and the normalizer) to the end of each partition, since a record can be
+normalized any time after it was received. Partitions are read to their end
+(partition EOF), never to a high watermark, which the embedded broker reports
+short of a batch's end.
+"""
+
+import io
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from fastavro import parse_schema, schemaless_reader
+
+from espstream.config import CommonSettings
+from schemas import raw
+from schemas.avro import registry_unreachable
+
+from .core import normalize
+from .settings import NormalizerSettings
+
+# How far a normalizer's clock may lag the gateway's: outcomes are read from this long before the range.
+CLOCK_SKEW = timedelta(minutes=5)
+READ_BATCH = 1000
+POLL_SECONDS = 0.1
+# Giving up on a partition that neither delivers records nor reports its end.
+STALL_SECONDS = 60.0
+EXAMPLES = 5
+
+RawId = tuple[str, int, int]  # topic, partition, offset
+EventId = tuple[str, int, int, int]  # the raw record's id, and the event's index in it
+
+
+class AuditError(Exception):
+    """The audit could not be made (a topic is missing, a partition could not be read)."""
+
+
+@dataclass(slots=True)
+class Counts:
+    """One ESP's (or every ESP's) tally."""
+
+    raw_records: int = 0
+    with_events: int = 0
+    events: int = 0
+    dead_lettered: int = 0
+    # Dead-lettered, then normalized by `espstream dlq redrive`: counted with events, not dead-lettered.
+    redriven: int = 0
+    empty_by_design: int = 0
+    missing: int = 0
+    # Of the missing, those before the normalizer group's committed offset: lost, not late.
+    missing_committed: int = 0
+    duplicate_events: int = 0
+    duplicate_dead_letters: int = 0
+
+    def add(self, other: "Counts") -> None:
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(slots=True)
+class Missing:
+    """A raw record without an outcome, as an operator would look it up."""
+
+    partition: int
+    offset: int
+    esp: str
+    request_id: str | None
+    received_at: str | None
+    committed: bool  # the normalizer group committed past it
+    expected: str  # what normalizing it gives now, and what was found
+
+
+@dataclass(slots=True)
+class AuditReport:
+    raw_topic: str
+    normalized_topic: str
+    dlq_topic: str
+    start: str | None
+    end: str | None
+    totals: Counts = field(default_factory=Counts)
+    esps: dict[str, Counts] = field(default_factory=dict)
+    examples: list[Missing] = field(default_factory=list)
+    # Records on the normalized topic without a readable provenance.
+    unreadable_events: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.totals.missing == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+@dataclass(slots=True)
+class _RawRecord:
+    esp: str | None
+    request_id: str | None
+    received_at: str | None
+
+
+def audit(
+    settings: NormalizerSettings,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    examples: int = EXAMPLES,
+) -> AuditReport:
+    """Reconcile the raw records received in [start, end) with their outcomes."""
+    report = AuditReport(
+        settings.raw_topic, settings.normalized_topic, settings.dlq_topic,
+        start.isoformat() if start else None, end.isoformat() if end else None,
+    )
+    consumer = _reader(settings)
+    try:
+        records = _raw_records(consumer, settings.raw_topic, start, end)
+        outcomes_from = start - CLOCK_SKEW if start else None
+        events = _event_counts(consumer, settings, records.keys(), outcomes_from, report)
+        letters = _dead_letter_counts(consumer, settings.dlq_topic, records.keys(), outcomes_from)
+        unsettled = [key for key in records if key not in letters and not _complete(events.get(key))]
+        expected = _expected_events(consumer, settings.raw_topic, unsettled)
+    finally:
+        consumer.close()
+    committed = _committed(settings, {partition for _, partition, _ in records})
+    for key, record in sorted(records.items()):
+        counts = report.esps.setdefault(record.esp or "", Counts())
+        _tally(key, record, events.get(key), letters.get(key, 0), expected.get(key), committed, counts, report, examples)
+    for counts in report.esps.values():
+        report.totals.add(counts)
+    return report
+
+
+def _tally(
+    key: RawId,
+    record: _RawRecord,
+    indexes: Counter[int] | None,
+    letters: int,
+    expected: int | str | None,
+    committed: dict[int, int],
+    counts: Counts,
+    report: AuditReport,
+    examples: int,
+) -> None:
+    counts.raw_records += 1
+    counts.duplicate_dead_letters += max(letters - 1, 0)
+    if indexes:
+        counts.events += len(indexes)
+        counts.duplicate_events += sum(indexes.values()) - len(indexes)
+    if _complete(indexes):
+        counts.with_events += 1
+        counts.redriven += bool(letters)
+    elif letters:
+        # The dead letter is the outcome, even if some of the record's events went out before the failure.
+        counts.dead_lettered += 1
+    else:
+        if not indexes and expected == 0:
+            counts.empty_by_design += 1
+            return
+        _, partition, offset = key
+        lost = offset < committed.get(partition, -1)
+        counts.missing += 1
+        counts.missing_committed += lost
+        if len(report.examples) < examples:
+            found = f"; found only indexes {sorted(indexes)}" if indexes else ""
+            description = f"normalizes to {expected} event(s)" if isinstance(expected, int) else str(expected)
+            report.examples.append(
+                Missing(partition, offset, record.esp or "", record.request_id, record.received_at, lost, description + found)
+            )
+
+
+def _complete(indexes: Counter[int] | None) -> bool:
+    """Events were found for the record, with no index missing between 0 and the highest found."""
+    return bool(indexes) and len(indexes) == max(indexes) + 1  # type: ignore[arg-type]
+
+
+def _expected_events(consumer: Consumer, topic: str, keys: list[RawId]) -> dict[RawId, int | str]:
+    """Per raw record, how many events normalizing it gives now, or why it fails.
+
+    The records are read again (only the stretch of each partition that holds
+    them) and go through the normalizer's own first stage.
+    """
+    if not keys:
+        return {}
+    wanted = set(keys)
+    starts: dict[int, int] = {}
+    ends: dict[int, int] = {}
+    for _, partition, offset in keys:
+        starts[partition] = min(starts.get(partition, offset), offset)
+        ends[partition] = max(ends.get(partition, offset + 1), offset + 1)
+    expected: dict[RawId, int | str] = {}
+    for message in _read(consumer, topic, starts, lambda message: message.offset() >= ends[message.partition()]):
+        key = (topic, message.partition(), message.offset())
+        if key in wanted:
+            expected[key] = _normalized_count(message)
+    return expected
+
+
+def _normalized_count(message: Message) -> int | str:
+    try:
+        webhook = raw.RawWebhook.from_record(message.value(), message.headers())
+        return len(normalize(webhook.esp, webhook.body, webhook.content_type, webhook.http_headers))
+    except Exception as error:  # what the normalizer would dead-letter
+        return f"fails to normalize ({type(error).__name__}: {error}), no dead letter"
+
+
+def _reader(settings: CommonSettings) -> Consumer:
+    # assign() only: the group id is never joined and nothing is committed.
+    return Consumer(
+        settings.kafka(
+            **{
+                "group.id": "espstream-audit",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+                # A fetch at a partition's end answers at once: the audit waits for the end, not for new records.
+                "fetch.wait.max.ms": 10,
+            }
+        )
+    )
+
+
+def _partitions(consumer: Consumer, topic: str) -> list[int]:
+    metadata = consumer.list_topics(topic, timeout=15).topics.get(topic)
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        raise AuditError(f"topic {topic} does not exist")
+    return sorted(metadata.partitions)
+
+
+def _offsets_at(consumer: Consumer, topic: str, partitions: list[int], when: datetime | None, default: int) -> dict[int, int]:
+    """Per partition, the first offset whose record was written at or after ``when`` (OFFSET_END: none)."""
+    if when is None:
+        return {p: default for p in partitions}
+    found = consumer.offsets_for_times([TopicPartition(topic, p, _millis(when)) for p in partitions], timeout=15)
+    return {tp.partition: tp.offset if tp.offset >= 0 else OFFSET_END for tp in found}
+
+
+def _read(
+    consumer: Consumer, topic: str, starts: dict[int, int], beyond: Callable[[Message], bool] | None = None
+) -> Iterator[Message]:
+    """The records of ``topic`` from ``starts`` to each partition's end, or to its first record ``beyond``."""
+    wanted = {p: offset for p, offset in starts.items() if offset != OFFSET_END}
+    if not wanted:
+        return
+    consumer.assign([TopicPartition(topic, p, offset) for p, offset in wanted.items()])
+    pending = set(wanted)
+    last_progress = time.monotonic()
+    try:
+        while pending:
+            messages = consumer.consume(READ_BATCH, timeout=POLL_SECONDS)
+            if messages:
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress > STALL_SECONDS:
+                raise AuditError(f"{topic}: partitions {sorted(pending)} not read to their end")
+            for message in messages:
+                error = message.error()
+                partition = message.partition()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(partition)
+                    elif error.fatal() or not error.retriable():
+                        raise AuditError(f"{topic}: {error}")
+                    continue
+                if partition not in pending:
+                    continue
+                if beyond is not None and beyond(message):
+                    pending.discard(partition)
+                    continue
+                yield message
+    finally:
+        consumer.unassign()
+
+
+def _raw_records(consumer: Consumer, topic: str, start: datetime | None, end: datetime | None) -> dict[RawId, _RawRecord]:
+    """The raw records whose timestamp is in [start, end).
+
+    offsets_for_times only says where to begin (a little before ``start``): the
+    range itself is decided by each record's own timestamp, since a broker's
+    time index may be coarser than records (the embedded one answers per
+    batch, and with the first offset for a time after its last record).
+    """
+    partitions = _partitions(consumer, topic)
+    starts = _offsets_at(consumer, topic, partitions, start - CLOCK_SKEW if start else None, OFFSET_BEGINNING)
+    first = _millis(start) if start else None
+    last = _millis(end) if end else None
+    # Records are appended about in time order: one past the range by more than the skew ends it.
+    beyond = (lambda message: message.timestamp()[1] >= last + _millis_of(CLOCK_SKEW)) if last is not None else None
+    records = {}
+    for message in _read(consumer, topic, starts, beyond):
+        timestamp = message.timestamp()[1]
+        if (first is not None and timestamp < first) or (last is not None and timestamp >= last):
+            continue
+        known = {name: value for name, value in message.headers() or () if name in _RAW_HEADERS and value is not None}
+        records[(topic, message.partition(), message.offset())] = _RawRecord(
+            *(known[name].decode("utf-8", "replace") if name in known else None for name in (raw.ESP, raw.REQUEST_ID, raw.RECEIVED_AT))
+        )
+    return records
+
+
+def _millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _millis_of(span: timedelta) -> int:
+    return int(span.total_seconds() * 1000)
+
+
+_RAW_HEADERS = frozenset({raw.ESP, raw.REQUEST_ID, raw.RECEIVED_AT})
+
+
+class _ProvenanceReader:
+    """The provenance of a Confluent-framed Avro event, read with the schema it was written with."""
+
+    def __init__(self, registry: SchemaRegistryClient):
+        self.registry = registry
+        self._schemas: dict[int, Any] = {}
+
+    def __call__(self, value: bytes | None) -> EventId | None:
+        if not value or len(value) < 5 or value[0] != 0:
+            return None
+        schema_id = int.from_bytes(value[1:5], "big")
+        schema = self._schemas.get(schema_id)
+        if schema is None:
+            schema = self._schemas[schema_id] = parse_schema(json.loads(self.registry.get_schema(schema_id).schema_str))
+        record = schemaless_reader(io.BytesIO(value[5:]), schema, None)
+        provenance = record.get("provenance") if isinstance(record, dict) else None
+        if not provenance:
+            return None
+        return provenance["topic"], provenance["partition"], provenance["offset"], provenance["index"]
+
+
+def _event_counts(
+    consumer: Consumer, settings: CommonSettings, wanted: Any, since: datetime | None, report: AuditReport
+) -> dict[RawId, Counter[int]]:
+    """Per raw record of ``wanted``, how many times each event index is on the normalized topic."""
+    topic = settings.normalized_topic
+    provenance_of = _ProvenanceReader(SchemaRegistryClient(settings.registry()))
+    counts: dict[RawId, Counter[int]] = {}
+    partitions = _partitions(consumer, topic)
+    for message in _read(consumer, topic, _offsets_at(consumer, topic, partitions, since, OFFSET_BEGINNING)):
+        try:
+            found = provenance_of(message.value())
+        except Exception as error:
+            if registry_unreachable(error):  # every event would look unreadable: no audit at all
+                raise AuditError(f"schema registry unreachable: {error}") from error
+            found = None  # not an event of ours (or not Avro at all): not an outcome
+        if found is None:
+            report.unreadable_events += 1
+            continue
+        key = found[:3]
+        if key in wanted:
+            counts.setdefault(key, Counter())[found[3]] += 1
+    return counts
+
+
+def _dead_letter_counts(consumer: Consumer, topic: str, wanted: Any, since: datetime | None) -> Counter[RawId]:
+    """Per raw record of ``wanted``, how many times the normalizer dead-lettered it.
+
+    A redrive writes letters of its own for the same record: one failing again
+    (with ``dlq-attempts``) and one moved unchanged (the same ``dlq-failed-at``).
+    Neither is the normalizer dead-lettering the record once more, so a record's
+    letters count once per distinct failure time, redrive letters aside.
+    """
+    failures: dict[RawId, set[bytes]] = {}
+    partitions = _partitions(consumer, topic)
+    for message in _read(consumer, topic, _offsets_at(consumer, topic, partitions, since, OFFSET_BEGINNING)):
+        headers = {name: value for name, value in message.headers() or () if name in _LETTER_HEADERS}
+        try:
+            key = (
+                headers[raw.DLQ_SOURCE_TOPIC].decode(),
+                int(headers[raw.DLQ_SOURCE_PARTITION]),
+                int(headers[raw.DLQ_SOURCE_OFFSET]),
+            )
+        except (KeyError, ValueError, AttributeError):
+            continue
+        if key not in wanted:
+            continue
+        seen = failures.setdefault(key, set())
+        if raw.DLQ_ATTEMPTS not in headers:
+            seen.add(headers.get(raw.DLQ_FAILED_AT) or b"")
+    return Counter({key: max(len(times), 1) for key, times in failures.items()})
+
+
+_LETTER_HEADERS = frozenset(
+    {raw.DLQ_SOURCE_TOPIC, raw.DLQ_SOURCE_PARTITION, raw.DLQ_SOURCE_OFFSET, raw.DLQ_FAILED_AT, raw.DLQ_ATTEMPTS}
+)
+
+
+def _committed(settings: NormalizerSettings, partitions: set[int]) -> dict[int, int]:
+    """The normalizer group's committed offset per raw partition (absent: nothing committed)."""
+    if not partitions:
+        return {}
+    consumer = Consumer(settings.kafka(**{"group.id": settings.normalizer_group, "enable.auto.commit": False}))
+    try:
+        found = consumer.committed([TopicPartition(settings.raw_topic, p) for p in sorted(partitions)], timeout=15)
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 date or time; without a zone, UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+HEADINGS = ("raw", "with events", "events", "dead-lettered", "redriven", "empty", "MISSING", "dup events", "dup letters")
+_WIDTHS = [max(len(heading), 7) + 2 for heading in HEADINGS]
+
+
+def render(report: AuditReport) -> str:
+    """The report as an operator reads it."""
+    span = f"{report.start or 'the beginning'} .. {report.end or 'now'}"
+    lines = [
+        f"raw topic {report.raw_topic}, {span}; outcomes on {report.normalized_topic} and {report.dlq_topic}",
+        "",
+        f"{'esp':<14}" + "".join(f"{heading:>{width}}" for heading, width in zip(HEADINGS, _WIDTHS)),
+    ]
+    for esp, counts in sorted(report.esps.items()):
+        lines.append(_row(esp or "(none)", counts))
+    lines.append(_row("total", report.totals))
+    if report.totals.missing:
+        lines += ["", f"missing (first {len(report.examples)}), partition:offset:"]
+        for example in report.examples:
+            state = "committed by the normalizer: LOST" if example.committed else "not committed yet: the normalizer has not finished it"
+            lines.append(
+                f"  {example.partition}:{example.offset}  request {example.request_id}  {example.esp}  "
+                f"received {example.received_at}: {example.expected}  ({state})"
+            )
+    if report.unreadable_events:
+        lines.append(f"\n{report.unreadable_events} record(s) on {report.normalized_topic} without a readable provenance (ignored)")
+    lines.append("")
+    if report.ok:
+        lines.append(f"OK: all {report.totals.raw_records} raw records have their outcome")
+    else:
+        lines.append(
+            f"MISSING: {report.totals.missing} of {report.totals.raw_records} raw records have no outcome "
+            f"({report.totals.missing_committed} of them committed by the normalizer)"
+        )
+    return "\n".join(lines)
+
+
+def _row(name: str, counts: Counts) -> str:
+    values = (
+        counts.raw_records, counts.with_events, counts.events, counts.dead_lettered, counts.redriven, counts.empty_by_design,
+        counts.missing, counts.duplicate_events, counts.duplicate_dead_letters,
+    )
+    return f"{name:<14}" + "".join(f"{value:>{width}}" for value, width in zip(values, _WIDTHS))
