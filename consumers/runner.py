@@ -9,6 +9,10 @@ acknowledged the letter. A partition's offset is committed up to its lowest
 unfinished event. On a rebalance and on stop, the events already read finish
 and are committed before their partitions are released, so the next owner
 starts exactly after them.
+
+Each event's handling runs with its webhook's request id in the logging context
+(espstream.logs.REQUEST_ID), so the receivers' log lines and ours carry it.
+Metrics (consumers.metrics) are served on ESPSTREAM_CONSUMER_METRICS_PORT.
 """
 
 import logging
@@ -24,12 +28,14 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.batches import durable_consumer_config
 from espstream.deadletters import DeadLetterWriter
+from espstream.logs import REQUEST_ID
 from espstream.topics import create_missing, retained_topic
 from schemas import TrackingEvent, raw
 from schemas.avro import EventDeserializer, registry_unreachable
 
-from .dispatch import AsyncLoop, DedupeWindow, Dispatcher
+from .dispatch import AsyncLoop, DedupeWindow
 from .inflight import InFlight, PartitionId, PartitionWork
+from .metrics import ConsumerLag, GroupMetrics, MeteredDispatcher, MetricsPortUnavailable, serve
 from .settings import ConsumerSettings
 from .signals import Signal, tracking
 
@@ -59,6 +65,9 @@ class TrackingConsumer:
         self.settings = settings = settings or ConsumerSettings()
         self.concurrency = concurrency or settings.consumer_concurrency
         self.dlq_topic = settings.group_dlq_topic(group)
+        kafka_log = logging.getLogger("espstream.kafka")
+        # The group's lag comes from librdkafka's statistics, only when someone can read it.
+        lag = ConsumerLag(group).config(settings.kafka_config) if settings.consumer_metrics_port else {}
         self.consumer = Consumer(
             durable_consumer_config(
                 settings.kafka(
@@ -67,14 +76,19 @@ class TrackingConsumer:
                         "session.timeout.ms": settings.kafka_session_timeout_ms,
                         # A rebalance waits for the events in flight, retries included.
                         "max.poll.interval.ms": _max_poll_interval_ms(settings, self.concurrency),
+                        "logger": kafka_log,
+                        **lag,
                     }
                 )
             )
         )
-        self.dead_letters = DeadLetterWriter(settings.kafka(**{"message.max.bytes": settings.max_dead_letter_bytes}))
+        self.dead_letters = DeadLetterWriter(
+            settings.kafka(**{"message.max.bytes": settings.max_dead_letter_bytes, "logger": kafka_log})
+        )
         self.decode = EventDeserializer(SchemaRegistryClient(settings.registry()))
         self.loop = AsyncLoop()
-        self.dispatcher = Dispatcher(signal, settings, TrackingConsumer, self.loop)
+        self.metrics = GroupMetrics(group)
+        self.dispatcher = MeteredDispatcher(signal, settings, TrackingConsumer, self.loop, metrics=self.metrics)
         self.window = DedupeWindow(settings.consumer_dedupe_window)
         self.inflight = InFlight()
         self._lanes: list[queue.SimpleQueue[Job | None]] = [queue.SimpleQueue() for _ in range(self.concurrency)]
@@ -88,6 +102,9 @@ class TrackingConsumer:
         self._stopping.set()
 
     def run(self) -> None:
+        settings = self.settings
+        if settings.consumer_metrics_port:
+            serve(settings.metrics_host, settings.consumer_metrics_port, "ESPSTREAM_CONSUMER_METRICS_PORT", log)
         create_missing(self.settings, [retained_topic(self.settings, self.dlq_topic)])
         log.info(
             "group %s consuming %s with %d receiver(s), concurrency %d",
@@ -223,27 +240,53 @@ class TrackingConsumer:
     def _handle(self, work: PartitionWork, message: Message, event: TrackingEvent | None, failure: Exception | None) -> None:
         if work.released:
             return
+        provenance = event.provenance if event is not None else None
+        token = REQUEST_ID.set(provenance.request_id if provenance is not None else None)
+        try:
+            finished = self._handle_event(work, message, event, failure)
+        finally:
+            REQUEST_ID.reset(token)
+        if finished:
+            self.inflight.finish(work, message.offset())
+
+    def _handle_event(self, work: PartitionWork, message: Message, event: TrackingEvent | None, failure: Exception | None) -> bool:
+        """Call the receivers (or dead-letter an undecodable record); False if the partition was released first."""
         if event is None:
             if not self._dead_letter(work, message, DECODE, failure or ValueError("undecodable"), attempts=1):
-                return
-        elif not self.window.claim(event.dedupe_id):
+                return False
+            self.metrics.finished("undecodable", None, None)
+            return True
+        if not self.window.claim(event.dedupe_id):
             log.info("dropping %s: handled in this process recently (dedupe window)", event.dedupe_id)
-        else:
-            try:
-                for connection, error in self.dispatcher.deliver(event, _receiver_kwargs(message, event)):
-                    if not self._dead_letter(work, message, connection.name, error, self.settings.consumer_max_attempts):
-                        return
-                self.window.add(event.dedupe_id)
-            finally:
-                self.window.forget(event.dedupe_id)
-        self.inflight.finish(work, message.offset())
+            self.metrics.finished("duplicate", None, None)
+            return True
+        started = time.perf_counter()
+        outcome = "handled"
+        try:
+            for connection, error in self.dispatcher.deliver(event, _receiver_kwargs(message, event)):
+                if not self._dead_letter(work, message, connection.name, error, self.settings.consumer_max_attempts):
+                    return False
+                outcome = "dead_lettered"
+            self.window.add(event.dedupe_id)
+        finally:
+            self.window.forget(event.dedupe_id)
+        self.metrics.finished(outcome, event, started)
+        return True
 
     def _dead_letter(self, work: PartitionWork, message: Message, receiver: str, error: Exception, attempts: int) -> bool:
         """True once the letter is acknowledged; False if the partition was released first."""
+        log.warning(
+            "dead-lettering %s[%d]@%d for %s after %d attempt(s): %s: %s",
+            message.topic(), message.partition(), message.offset(), receiver, attempts, type(error).__name__, error,
+            extra={"group": self.group, "receiver": receiver, "error_class": type(error).__name__,
+                   "partition": message.partition(), "offset": message.offset()},
+        )
         headers = group_dead_letter_headers(message, self.group, receiver, error, attempts)
         written = self.dead_letters.write(
             self.dlq_topic, message.value(), message.key(), headers, give_up=lambda: work.released
         )
+        if written is not None:
+            self.metrics.dead_lettered(receiver)
         return written is not None
 
 
@@ -285,4 +328,8 @@ def run(
     runner = TrackingConsumer(group, signal, settings, concurrency)
     signals.signal(signals.SIGTERM, runner.stop)
     signals.signal(signals.SIGINT, runner.stop)
-    runner.run()
+    try:
+        runner.run()
+    except MetricsPortUnavailable as error:  # a setting to fix, not a crash
+        log.error("cannot serve metrics: %s", error)
+        raise SystemExit(2) from None

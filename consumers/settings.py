@@ -20,6 +20,11 @@ class ConsumerSettings(CommonSettings):
     # How many recent dedupe ids each process remembers to drop repeats; 0: off.
     consumer_dedupe_window: int = Field(0, ge=0)
     kafka_session_timeout_ms: int = 6000
+    # Prometheus metrics of this process at http://<metrics_host>:<port>/metrics; 0: not served.
+    # Each consumer process on a host needs a port of its own (e.g. --group billing on 9102, crm on 9103).
+    consumer_metrics_port: int = Field(0, ge=0, le=65535)
+    # Where that port listens (0.0.0.0 for a scraper on another host or container).
+    metrics_host: str = "127.0.0.1"
 
     def group_dlq_topic(self, group: str) -> str:
         return f"{self.normalized_topic}.dlq.{group}"

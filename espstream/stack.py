@@ -19,6 +19,9 @@ from .topics import ensure_topics
 
 DEMO_GROUP = "espstream-demo"
 GATEWAY_PORT = 8000
+# Metrics: the gateway's at /metrics on its webhook port (local clients only), the others' on ports of their own.
+NORMALIZER_METRICS_PORT = 9101
+DEMO_CONSUMER_METRICS_PORT = 9102
 CURL_BODY = (
     '{"RecordType":"Delivery","MessageStream":"outbound",'
     '"MessageID":"883953f4-6105-42a2-a16a-77a8eac79483","Recipient":"alice@example.com",'
@@ -82,11 +85,13 @@ def run_stack() -> int:
                 "*** It listens on 127.0.0.1 only. Never expose this development stack.                     ***\n",
                 flush=True,
             )
+        normalizer_env = {**env, "ESPSTREAM_NORMALIZER_METRICS_PORT": env.get("ESPSTREAM_NORMALIZER_METRICS_PORT", str(NORMALIZER_METRICS_PORT))}
+        consumer_env = {**env, "ESPSTREAM_CONSUMER_METRICS_PORT": env.get("ESPSTREAM_CONSUMER_METRICS_PORT", str(DEMO_CONSUMER_METRICS_PORT))}
         children.append(Child("gateway", ["gateway"], gateway_env))
-        children.append(Child("normalizer", ["normalize"], env))
-        children.append(Child("demo consumer", ["consume", "consumers.demo", "--group", DEMO_GROUP], env))
+        children.append(Child("normalizer", ["normalize"], normalizer_env))
+        children.append(Child("demo consumer", ["consume", "consumers.demo", "--group", DEMO_GROUP], consumer_env))
         wait_for_port("127.0.0.1", GATEWAY_PORT, timeout=30)
-        _announce(env.get("ESPSTREAM_WEBHOOK_SECRET"))
+        _announce(env.get("ESPSTREAM_WEBHOOK_SECRET"), _metrics_urls(gateway_env, normalizer_env, consumer_env))
 
         while not stop_requested:
             for child in children:
@@ -105,13 +110,26 @@ def run_stack() -> int:
         print("espstream: stopped", flush=True)
 
 
-def _announce(secret: str | None) -> None:
+def _metrics_urls(gateway_env: dict[str, str], normalizer_env: dict[str, str], consumer_env: dict[str, str]) -> str:
+    """Where each service's metrics are, as its settings say (0: not served)."""
+    host = gateway_env.get("ESPSTREAM_METRICS_HOST", "127.0.0.1")
+    gateway_port = int(gateway_env.get("ESPSTREAM_GATEWAY_METRICS_PORT") or 0)
+    urls = [f"http://{host}:{gateway_port}/metrics" if gateway_port else f"http://127.0.0.1:{GATEWAY_PORT}/metrics"]
+    for env, name in ((normalizer_env, "ESPSTREAM_NORMALIZER_METRICS_PORT"), (consumer_env, "ESPSTREAM_CONSUMER_METRICS_PORT")):
+        port = int(env.get(name) or 0)
+        if port:
+            urls.append(f"http://{host}:{port}/metrics")
+    return "  ".join(urls)
+
+
+def _announce(secret: str | None, metrics: str) -> None:
     base = f"http://127.0.0.1:{GATEWAY_PORT}"
     auth = " -u 'USER:PASSWORD'" if secret else ""  # one of ESPSTREAM_WEBHOOK_SECRET's; never printed
     print(
         "\nespstream is running.\n"
         f"  webhook URLs: {base}/webhooks/<esp>/tracking/  (e.g. {base}/webhooks/postmark/tracking/)\n"
         f"  API docs:     {base}/docs\n"
+        f"  metrics:      {metrics}\n"
         "  Try it (the demo consumer prints the event):\n\n"
         f"curl -sS -X POST{auth} {base}/webhooks/postmark/tracking/ -H 'Content-Type: application/json' -d '{CURL_BODY}'\n\n"
         "Ctrl-C stops everything.\n",

@@ -7,15 +7,23 @@ cannot be checked now, e.g. the SNS certificate is unreachable), the write
 (503 unless the broker acknowledged, then 200), and last, after the answer,
 the verifier's ``after_stored`` step if it has one (SNS subscription
 confirmation). A refused request writes nothing.
+
+Every answer carries an ``X-Request-Id``: the one a proxy in front set, when it
+is a plain token of 8 to 128 characters, else a new one. It is in the raw
+record's ``request-id`` header (and so in every event's provenance), in every
+log line about the request, and the answer is counted in the metrics
+(gateway.metrics) by ESP, status and reason.
 """
 
 import asyncio
 import logging
+import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -24,15 +32,21 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 
 from espstream import __version__
+from espstream.logs import REQUEST_ID
 from schemas import raw
 from schemas.esps import ESP_SLUGS
 
 from .auth import BasicAuth
+from .metrics import STATUS_OF_REASON, RequestMetrics, exposition, local_and_direct, serve
 from .producer import AckingProducer, BrokerUnavailable
 from .settings import GatewaySettings
 from .signatures import InvalidKey, SignatureError, SignatureUnavailable, SignedRequest, Verifier, build_verifiers
 
 log = logging.getLogger("espstream.gateway")
+access_log = logging.getLogger("espstream.gateway.access")
+
+# An incoming X-Request-Id is kept only if it is a plain token: nothing to inject into a log or a header.
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
 
 READY_TIMEOUT_SECONDS = 2.0
 CLOSE = {"Connection": "close"}
@@ -52,6 +66,14 @@ class BodyTooSlow(Exception):
 
 class ClientGone(Exception):
     """The client closed the connection before its body was in."""
+
+
+class Outcome(NamedTuple):
+    """How a webhook request ended: the reason (gateway.metrics.STATUS_OF_REASON), the answer, the body's size."""
+
+    reason: str
+    response: Response
+    body_bytes: int | None = None
 
 
 class WebhookRoute(APIRoute):
@@ -86,10 +108,18 @@ def create_app(
     _refuse_unprotected(settings, auth, verifiers, enabled)
     _log_protection(settings, auth, verifiers, enabled)
 
+    kafka_log = logging.getLogger("espstream.kafka")  # librdkafka's own messages, as log records
     producer = AckingProducer(
-        settings.kafka(**{"message.max.bytes": settings.max_record_bytes}), settings.ack_timeout_seconds
+        settings.kafka(**{"message.max.bytes": settings.max_record_bytes, "logger": kafka_log}), settings.ack_timeout_seconds
     )
     static_headers = [(raw.GATEWAY_VERSION, __version__.encode())]
+    metrics = RequestMetrics()
+    metrics_server = None
+    if settings.gateway_metrics_port:
+        try:  # now, so that a taken port stops the gateway before it listens for webhooks
+            metrics_server = serve(settings.metrics_host, settings.gateway_metrics_port)
+        except OSError as error:
+            raise ConfigurationError(str(error)) from None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -98,6 +128,9 @@ def create_app(
             yield
         finally:
             await producer.stop()
+            if metrics_server is not None:
+                await asyncio.to_thread(metrics_server.shutdown)  # waits for its serving loop to notice
+                metrics_server.server_close()
 
     app = FastAPI(title="espstream gateway", version=__version__, lifespan=lifespan)
     # A refused request's connection is closed: its body may be unread, or still arriving.
@@ -105,29 +138,54 @@ def create_app(
     unavailable_headers = {"Retry-After": str(settings.retry_after_seconds)}
 
     async def receive_webhook(esp: str, request: Request) -> Response:
+        started = time.perf_counter()
+        request_id = _request_id(request)
+        # uvicorn runs each request in a task of its own, whose context ends with it: every line
+        # logged for this request carries its id, those of after-answer steps and uvicorn's included.
+        REQUEST_ID.set(request_id)
+        esp_label = metrics.esp_label(esp)
+        metrics.in_flight.inc()
+        reason, body_bytes = "error", None  # unless the handler returns
+        try:
+            outcome = await handle_webhook(esp, request, request_id)
+            reason, body_bytes = outcome.reason, outcome.body_bytes
+        finally:
+            metrics.in_flight.dec()
+            metrics.answered(esp_label, reason)
+            if body_bytes is not None:
+                metrics.body_read(esp_label, body_bytes)
+            if settings.gateway_access_log or reason != "stored":
+                _log_access(esp_label, reason, body_bytes, time.perf_counter() - started)
+        if outcome.reason != "stored":  # a stored webhook's answer was made with it
+            outcome.response.headers["X-Request-Id"] = request_id
+        return outcome.response
+
+    async def handle_webhook(esp: str, request: Request, request_id: str) -> Outcome:
         if esp not in enabled:
-            return _not_found(esp)
+            return Outcome("disabled" if esp in ESP_SLUGS else "unknown_esp", _not_found(esp))
         if auth and not auth.accepts(request.headers.get("authorization")):
-            return JSONResponse(
+            return Outcome("auth", JSONResponse(
                 {"detail": "missing or wrong basic auth"}, status_code=401, headers=unauthorized_headers
-            )
+            ))
         content_types = request.headers.getlist("content-type")
         if len(content_types) > 1 or not all(value.isascii() for value in content_types):
             # The signature is checked against one reading of the body, the normalizer must make the same one.
-            return JSONResponse(
+            return Outcome("content_type", JSONResponse(
                 {"detail": "one ASCII Content-Type header at most"}, status_code=400, headers=CLOSE
-            )
+            ))
         try:
             body = await _read_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
         except ClientGone:  # nobody to answer; not a server error worth a traceback
             log.info("webhook for %s: the client closed the connection before sending its body", esp)
-            return Response(status_code=400, headers=CLOSE)
+            return Outcome("client_gone", Response(status_code=400, headers=CLOSE))
         except BodyTooLarge:
-            return JSONResponse({"detail": f"body over {settings.max_body_bytes} bytes"}, status_code=413, headers=CLOSE)
+            return Outcome("too_large", JSONResponse(
+                {"detail": f"body over {settings.max_body_bytes} bytes"}, status_code=413, headers=CLOSE
+            ))
         except BodyTooSlow:
-            return JSONResponse(
+            return Outcome("too_slow", JSONResponse(
                 {"detail": f"body not received within {settings.body_timeout_seconds}s"}, status_code=408, headers=CLOSE
-            )
+            ))
         verifier = verifiers.get(esp)
         signed = None
         if verifier is not None:
@@ -136,26 +194,31 @@ def create_app(
                 await verifier.verify(signed)
             except SignatureError as error:
                 log.warning("webhook for %s refused (400): %s", esp, error)
-                return JSONResponse({"detail": f"signature check failed: {error}"}, status_code=400, headers=CLOSE)
+                return Outcome("signature", JSONResponse(
+                    {"detail": f"signature check failed: {error}"}, status_code=400, headers=CLOSE
+                ), len(body))
             except SignatureUnavailable as error:  # e.g. the SNS certificate host is down: the ESP retries
                 log.warning("webhook for %s not checked, answering 503: %s", esp, error)
-                return JSONResponse(
+                return Outcome("signature_unavailable", JSONResponse(
                     {"detail": "signature cannot be checked now, retry later"}, status_code=503, headers=unavailable_headers
-                )
-        request_id = uuid.uuid4().hex
+                ), len(body))
         headers = _record_headers(esp, request, request_id) + static_headers
+        sent_at = time.perf_counter()
         try:
             await producer.send(settings.raw_topic, body, headers)
         except BrokerUnavailable as error:
             log.warning("webhook %s for %s not stored, answering 503: %s", request_id, esp, error)
-            return JSONResponse(
+            return Outcome("broker", JSONResponse(
                 {"detail": "not stored, retry later"}, status_code=503, headers=unavailable_headers
-            )
+            ), len(body))
+        metrics.ack_seconds.observe(time.perf_counter() - sent_at)
         after_stored = getattr(verifier, "after_stored", None)
         background = None
         if after_stored is not None and signed is not None:
             background = BackgroundTask(_run_after_stored, after_stored, signed, request_id)
-        return Response(status_code=200, headers={"X-Request-Id": request_id}, background=background)
+        return Outcome(
+            "stored", Response(status_code=200, headers={"X-Request-Id": request_id}, background=background), len(body)
+        )
 
     async def probe(esp: str) -> Response:
         # Some ESPs check a webhook URL with HEAD when it is configured.
@@ -166,6 +229,14 @@ def create_app(
         app.router.add_api_route(path, receive_webhook, methods=["POST"], include_in_schema=main_route,
                                  summary="Receive an ESP tracking webhook", route_class_override=WebhookRoute)
         app.add_api_route(path, probe, methods=["HEAD"], include_in_schema=False)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_on_app(request: Request) -> Response:
+        # Not for the world: only with no metrics port of their own, and only to a local, unproxied client.
+        if settings.gateway_metrics_port or not local_and_direct(request.client, request.headers):
+            return Response(status_code=404)
+        content, content_type = exposition()
+        return Response(content, media_type=content_type)
 
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:
@@ -210,6 +281,23 @@ def _log_protection(
             log.info("%s: %s; SNS signatures not checked (set ESPSTREAM_AMAZON_SES_TOPIC_ARNS)", esp, checks[0])
         else:
             log.info("%s: %s", esp, " + ".join(checks))
+
+
+def _request_id(request: Request) -> str:
+    """A well-formed X-Request-Id from a proxy in front, else a new id."""
+    given = request.headers.get("x-request-id")
+    if given is not None and REQUEST_ID_PATTERN.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def _log_access(esp: str, reason: str, body_bytes: int | None, seconds: float) -> None:
+    status = STATUS_OF_REASON[reason]
+    access_log.info(
+        "webhook %s: %d %s", esp, status, reason,
+        extra={"esp": esp, "status": status, "reason": reason, "body_bytes": body_bytes,
+               "duration_ms": round(seconds * 1000, 3)},
+    )
 
 
 def _not_found(esp: str) -> Response:

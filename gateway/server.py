@@ -163,8 +163,9 @@ def serve(settings: GatewaySettings | None = None) -> None:
         host=settings.gateway_host,
         port=settings.gateway_port,
         http=limited_protocol(settings),
-        access_log=False,
+        access_log=False,  # the app logs one line per webhook itself (espstream.gateway.access)
         log_level="info",
+        log_config=None,  # uvicorn's loggers go through espstream.logs like every other
         # An idle kept-alive connection is closed after this.
         timeout_keep_alive=5,
         proxy_headers=True,

@@ -2,6 +2,7 @@
 
 At least once (espstream.batches): every event or dead letter produced for a
 batch of raw records is acknowledged before the batch's offsets are committed.
+Metrics (normalizer.metrics) are served on ESPSTREAM_NORMALIZER_METRICS_PORT.
 """
 
 import logging
@@ -11,10 +12,13 @@ import time
 from confluent_kafka import KafkaException, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from consumers.metrics import ConsumerLag, MetricsPortUnavailable, serve
 from espstream.batches import BatchWorker
+from schemas import raw
 from schemas.avro import EventSerializer
 
 from .errors import NormalizeError
+from .metrics import BatchTally, NormalizerMetrics, esp_label
 from .records import RecordNormalizer, dead_letter_headers
 from .settings import NormalizerSettings
 
@@ -24,25 +28,54 @@ log = logging.getLogger("espstream.normalizer")
 class NormalizerService(BatchWorker):
     def __init__(self, settings: NormalizerSettings | None = None):
         self.settings = settings = settings or NormalizerSettings()
+        kafka_log = logging.getLogger("espstream.kafka")
+        # The group's lag comes from librdkafka's statistics, only when someone can read it.
+        lag: dict[str, object] = {}
+        if settings.normalizer_metrics_port:
+            lag = ConsumerLag(settings.normalizer_group).config(settings.kafka_config)
         super().__init__(
             settings.kafka(
-                **{"group.id": settings.normalizer_group, "session.timeout.ms": settings.kafka_session_timeout_ms}
+                **{
+                    "group.id": settings.normalizer_group,
+                    "session.timeout.ms": settings.kafka_session_timeout_ms,
+                    "logger": kafka_log,
+                    **lag,
+                }
             ),
             settings.kafka(
                 **{
                     "message.max.bytes": settings.max_dead_letter_bytes,
                     "message.timeout.ms": settings.normalizer_delivery_timeout_ms,
+                    "logger": kafka_log,
                 }
             ),
             settings.normalizer_batch_size,
         )
         self.serialize = EventSerializer(SchemaRegistryClient(settings.registry()), settings.normalized_topic)
         self.normalize_record = RecordNormalizer(self.serialize, settings.max_record_bytes)
+        self.metrics = NormalizerMetrics()
+        self._tally = BatchTally()
+        self._rewound = False
 
     def run(self) -> None:  # type: ignore[override]
+        settings = self.settings
+        if settings.normalizer_metrics_port:
+            serve(settings.metrics_host, settings.normalizer_metrics_port, "ESPSTREAM_NORMALIZER_METRICS_PORT", log)
         self._wait_for_registry()
         log.info("normalizer consuming %s as group %s", self.settings.raw_topic, self.settings.normalizer_group)
         super().run(self.settings.raw_topic)
+
+    def process_batch(self, messages: list[Message]) -> None:
+        started = time.perf_counter()
+        self._tally, self._rewound = BatchTally(), False
+        super().process_batch(messages)
+        if not self._rewound:  # else it is counted when read again
+            self.metrics.batch_done(self._tally, messages, started)
+
+    def _rewind(self, records: list[Message]) -> None:
+        self._rewound = True
+        self.metrics.batch_retried()
+        super()._rewind(records)
 
     def handle(self, records: list[Message]) -> bool:
         for message in records:
@@ -59,15 +92,28 @@ class NormalizerService(BatchWorker):
                 self.produce(self.settings.normalized_topic, value, key=key)
         except KafkaException as error:  # refused before sending (e.g. over the producer's size limit)
             self._dead_letter(message, "produce", error)
+            return
+        self._tally.normalized(esp_label(normalized.webhook.esp), normalized.events)  # type: ignore[union-attr]
 
     def _dead_letter(self, message: Message, stage: str, error: BaseException) -> None:
+        headers = dict(message.headers() or [])  # a raw record's headers, as the gateway wrote them
+        esp = esp_label(_text(headers.get(raw.ESP)))
         log.warning(
             "dead-lettering %s[%d]@%d at %s: %s: %s",
             message.topic(), message.partition(), message.offset(), stage, type(error).__name__, error,
             # A NormalizeError is the payload's fault; anything else is a bug worth its traceback.
             exc_info=None if isinstance(error, NormalizeError) else error,
+            extra={
+                "request_id": _text(headers.get(raw.REQUEST_ID)),
+                "esp": esp,
+                "stage": stage,
+                "error_class": type(error).__name__,
+                "partition": message.partition(),
+                "offset": message.offset(),
+            },
         )
         self.produce(self.settings.dlq_topic, message.value(), key=message.key(), headers=dead_letter_headers(message, stage, error))
+        self._tally.dead_lettered(esp, stage, error)
 
     def _wait_for_registry(self) -> None:
         """Register the event schema before consuming, so encoding never waits on the registry."""
@@ -80,8 +126,16 @@ class NormalizerService(BatchWorker):
                 time.sleep(1.0)
 
 
+def _text(value: bytes | None) -> str | None:
+    return value.decode("utf-8", "replace") if value is not None else None
+
+
 def run(settings: NormalizerSettings | None = None) -> None:
     service = NormalizerService(settings)
     signal.signal(signal.SIGTERM, service.stop)
     signal.signal(signal.SIGINT, service.stop)
-    service.run()
+    try:
+        service.run()
+    except MetricsPortUnavailable as error:  # a setting to fix, not a crash
+        log.error("cannot serve metrics: %s", error)
+        raise SystemExit(2) from None

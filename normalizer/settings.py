@@ -1,5 +1,7 @@
 """Normalizer settings (environment variables, prefix ``ESPSTREAM_``). No webhook secrets here."""
 
+from pydantic import Field
+
 from espstream.config import CommonSettings
 
 
@@ -16,3 +18,8 @@ class NormalizerSettings(CommonSettings):
     # amp_initial_open become opened events too (else unknown, to avoid a double open).
     # Read when a webhook is normalized (normalizer.esps.sparkpost), not only at startup.
     sparkpost_track_initial_open_as_opened: bool = False
+    # Prometheus metrics of this process at http://<metrics_host>:<port>/metrics; 0: not served.
+    # Each normalizer process on a host needs a port of its own.
+    normalizer_metrics_port: int = Field(0, ge=0, le=65535)
+    # Where that port listens (0.0.0.0 for a scraper on another host or container).
+    metrics_host: str = "127.0.0.1"

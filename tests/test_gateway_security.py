@@ -202,7 +202,8 @@ def test_disabled_esp_is_404_and_writes_nothing(gateway: Pipeline) -> None:
 
 def test_startup_logs_how_each_esp_is_protected(gateway: Pipeline) -> None:
     log = gateway.normalizer.log()  # the Pipeline's service is this gateway
-    lines = {line.split("espstream.gateway: ", 1)[1] for line in log.splitlines() if "espstream.gateway: " in line}
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    lines = {record["message"] for record in records if record["logger"] == "espstream.gateway"}
     assert "mailgun: basic auth + HMAC-SHA256 signature (Mailgun webhook signing key)" in lines
     assert "postal: basic auth + RSA signature (Postal webhook key)" in lines
     assert "mailtrap: basic auth + HMAC-SHA256 signature (Mailtrap tracking secret)" in lines

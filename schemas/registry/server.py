@@ -18,7 +18,7 @@ def serve(
 ) -> None:
     """Serve until interrupted. Exits with status 3 if the state cannot be loaded (Kafka unreachable)."""
     app = create_app(kafka_config or {"bootstrap.servers": "127.0.0.1:9092"}, topic, **app_options)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, timeout_keep_alive=5)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, timeout_keep_alive=5, log_config=None)
 
 
 class RegistryServer:

@@ -1,0 +1,193 @@
+"""Prometheus metrics of a consumer group member, and consumer lag for every espstream consumer.
+
+Labels: the group, the receiver (``module.qualname``: as many as the code has),
+the outcome. Never event ids, request ids or recipients.
+
+Lag comes from librdkafka's statistics (``stats_cb``): every few seconds it
+reports, per assigned partition, how far the group's committed offset is behind
+the partition's end. The normalizer uses the same gauge for its own group.
+Nothing is computed per record.
+"""
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics, start_http_server
+
+from schemas import TrackingEvent
+
+from .dispatch import Dispatcher, Failure
+from .signals import Connection
+
+log = logging.getLogger("espstream.consumers")
+
+disable_created_metrics()
+
+# How often librdkafka reports statistics (hence lag) unless ESPSTREAM_KAFKA_CONFIG says otherwise.
+STATISTICS_INTERVAL_MS = 5000
+
+LAG = Gauge(
+    "espstream_consumer_lag_records",
+    "Records after the group's committed offset on each partition this process is assigned "
+    "(librdkafka's consumer_lag), by consumer group, topic and partition",
+    ["group", "topic", "partition"],
+)
+EVENTS = Counter(
+    "espstream_consumer_events",
+    "Events finished by a consumer group member, by outcome: handled (every wanted receiver returned), "
+    "dead_lettered (a receiver failed every attempt; its dead letter is written), duplicate (dropped by "
+    "the dedupe window), undecodable (dead-lettered as (decode))",
+    ["group", "outcome"],
+)
+RECEIVER_FAILURES = Counter(
+    "espstream_consumer_receiver_failures",
+    "Receiver calls that raised, every attempt counted, by group and receiver",
+    ["group", "receiver"],
+)
+RETRIES = Counter(
+    "espstream_consumer_retries",
+    "Receiver calls that were a retry after a failure, by group and receiver",
+    ["group", "receiver"],
+)
+DEAD_LETTERS = Counter(
+    "espstream_consumer_dead_letters",
+    "Dead letters written to the group's dead-letter topic, by receiver ((decode): not decodable)",
+    ["group", "receiver"],
+)
+EVENT_SECONDS = Histogram(
+    "espstream_consumer_event_seconds",
+    "Time from an event's first receiver call to its last, retries included, by group",
+    ["group"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+EVENT_AGE_SECONDS = Histogram(
+    "espstream_consumer_event_age_seconds",
+    "From the gateway's receipt of the webhook to its event finished in this group (end to end), by group",
+    ["group"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0),
+)
+
+
+class ConsumerLag:
+    """A librdkafka ``stats_cb``: sets the lag gauge of each assigned partition, drops those no longer assigned."""
+
+    def __init__(self, group: str):
+        self.group = group
+        self._reported: set[tuple[str, str]] = set()
+
+    def config(self, kafka_config: dict[str, Any]) -> dict[str, Any]:
+        """The consumer's librdkafka properties for this callback: the user's interval, if any, wins."""
+        return {"statistics.interval.ms": kafka_config.get("statistics.interval.ms", STATISTICS_INTERVAL_MS), "stats_cb": self}
+
+    def __call__(self, stats_json: str) -> None:
+        try:
+            lags = partition_lags(json.loads(stats_json))
+        except (ValueError, AttributeError, TypeError) as error:  # statistics are best effort; never stop consuming
+            log.debug("unreadable librdkafka statistics: %s", error)
+            return
+        for topic, partition in self._reported - lags.keys():
+            LAG.remove(self.group, topic, partition)
+        for (topic, partition), lag in lags.items():
+            LAG.labels(self.group, topic, partition).set(lag)
+        self._reported = set(lags)
+
+
+def partition_lags(stats: dict[str, Any]) -> dict[tuple[str, str], int]:
+    """(topic, partition) -> records after the group's committed offset, for each assigned partition.
+
+    librdkafka's ``consumer_lag`` is -1 until the group has committed on the
+    partition; espstream's consumers then start at the beginning
+    (``auto.offset.reset=earliest``), so the lag is everything the partition holds.
+    """
+    lags = {}
+    for topic, topic_stats in stats.get("topics", {}).items():
+        for partition, partition_stats in topic_stats.get("partitions", {}).items():
+            # "-1" is librdkafka's internal unassigned partition; fetch_state "none": not assigned here.
+            if partition == "-1" or partition_stats.get("fetch_state", "none") == "none":
+                continue
+            lag = partition_stats.get("consumer_lag", -1)
+            low, high = partition_stats.get("lo_offset", -1), partition_stats.get("hi_offset", -1)
+            if lag < 0 and partition_stats.get("committed_offset", -1) < 0 and 0 <= low <= high:
+                lag = high - low
+            if lag >= 0:
+                lags[(topic, partition)] = lag
+    return lags
+
+
+class GroupMetrics:
+    """One group's children, bound once; receivers' children on first use."""
+
+    def __init__(self, group: str):
+        self.group = group
+        self._outcomes = {outcome: EVENTS.labels(group, outcome) for outcome in ("handled", "dead_lettered", "duplicate", "undecodable")}
+        self._event_seconds = EVENT_SECONDS.labels(group)
+        self._event_age = EVENT_AGE_SECONDS.labels(group)
+        self._failures: dict[str, Counter] = {}
+        self._retries: dict[str, Counter] = {}
+        self._dead_letters: dict[str, Counter] = {}
+
+    def finished(self, outcome: str, event: TrackingEvent | None, started: float | None) -> None:
+        """An event is finished: count it, and time it when it was handled or dead-lettered."""
+        self._outcomes[outcome].inc()
+        if started is not None:
+            self._event_seconds.observe(time.perf_counter() - started)
+        received_at = event.provenance.received_at if event is not None and event.provenance is not None else None
+        if received_at is not None:
+            self._event_age.observe(max(0.0, time.time() - received_at.timestamp()))
+
+    def failed(self, receiver: str) -> None:
+        _child(self._failures, RECEIVER_FAILURES, self.group, receiver).inc()
+
+    def retried(self, receiver: str) -> None:
+        _child(self._retries, RETRIES, self.group, receiver).inc()
+
+    def dead_lettered(self, receiver: str) -> None:
+        _child(self._dead_letters, DEAD_LETTERS, self.group, receiver).inc()
+
+
+def _child(children: dict[str, Counter], metric: Counter, group: str, receiver: str) -> Counter:
+    child = children.get(receiver)
+    if child is None:
+        child = children[receiver] = metric.labels(group, receiver)
+    return child
+
+
+class MeteredDispatcher(Dispatcher):
+    """The runner's dispatcher, counting each receiver call that raised and each retry."""
+
+    def __init__(self, *args: Any, metrics: GroupMetrics, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.metrics = metrics
+        self._attempts = threading.local()  # deliver() runs on several lanes at once
+
+    def deliver(
+        self, event: TrackingEvent, kwargs: dict[str, Any], connections: list[Connection] | None = None
+    ) -> list[Failure]:
+        self._attempts.count = 0
+        return super().deliver(event, kwargs, connections)
+
+    def _call(self, connections: list[Connection], event: TrackingEvent, kwargs: dict[str, Any]) -> list[Failure]:
+        self._attempts.count = attempt = getattr(self._attempts, "count", 0) + 1
+        if attempt > 1:  # deliver() calls again only the receivers that failed
+            for connection in connections:
+                self.metrics.retried(connection.name)
+        failures = super()._call(connections, event, kwargs)
+        for connection, _error in failures:
+            self.metrics.failed(connection.name)
+        return failures
+
+
+class MetricsPortUnavailable(OSError):
+    """The metrics port cannot be listened on (taken, or not an address of this host)."""
+
+
+def serve(host: str, port: int, setting: str, logger: logging.Logger) -> None:
+    """Serve this process's metrics on ``host:port`` (a daemon thread); ``setting`` names the port in errors."""
+    try:
+        start_http_server(port, addr=host)
+    except OSError as error:
+        raise MetricsPortUnavailable(f"{setting}={port} on {host}: {error.strerror or error}") from None
+    logger.info("metrics on http://%s:%d/metrics", host, port)
