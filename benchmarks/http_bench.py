@@ -1,4 +1,4 @@
-"""Gateway vs a bare FastAPI endpoint under the same wrk load."""
+"""Gateway vs a bare FastAPI endpoint and vs django-anymail's own view, under the same wrk load."""
 
 import json
 import os
@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import psutil
 
 from espstream.config import CommonSettings
 from espstream.embedded import free_port, wait_for_port
@@ -62,22 +64,56 @@ def wrk_version(wrk: str) -> str:
     return (done.stdout or done.stderr).splitlines()[0].strip()
 
 
-def write_lua(path: Path) -> Path:
+# Appended for the load runs: every response's status counted (a Lua call per response,
+# which costs wrk some speed, so the ratio runs go without it).
+LUA_STATUS_COUNTS = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
+function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
+local summarize = done
+done = function(summary, latency, requests)
+  summarize(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("statuses")) do total[status] = (total[status] or 0) + count end
+  end
+  local parts = {}
+  for status, count in pairs(total) do table.insert(parts, string.format('"%d": %d', status, count)) end
+  io.write("WRK_STATUSES {" .. table.concat(parts, ", ") .. "}\\n")
+end
+"""
+
+
+def write_lua(path: Path, count_statuses: bool = False) -> Path:
     body = gateway_request_body().decode()
     assert "]==]" not in body
-    path.write_text(LUA_TEMPLATE.format(body=body, authorization=basic_auth_header(), user_agent=USER_AGENT))
+    script = LUA_TEMPLATE.format(body=body, authorization=basic_auth_header(), user_agent=USER_AGENT)
+    path.write_text(script + (LUA_STATUS_COUNTS if count_statuses else ""))
     return path
 
 
+def wrk_command(wrk: str, lua: Path, url: str, seconds: int) -> list[str]:
+    return [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "10s", "-s", str(lua), url]
+
+
 def run_wrk(wrk: str, lua: Path, url: str, seconds: int, log_path: Path) -> dict:
-    command = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "10s", "-s", str(lua), url]
+    command = wrk_command(wrk, lua, url, seconds)
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    return parse_wrk(command, done.returncode, done.stdout, done.stderr, log_path)
+
+
+def parse_wrk(command: list[str], returncode: int, stdout: str, stderr: str, log_path: Path) -> dict:
+    """wrk's result line (and status counts, when the script counted them)."""
     with open(log_path, "a") as log:  # wrk's own report, for a human
-        log.write(f"$ {' '.join(command)}\n{done.stdout}{done.stderr}\n")
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk exited {done.returncode}; see {log_path}")
-    line = next(line for line in done.stdout.splitlines() if line.startswith("WRK_RESULT "))
+        log.write(f"$ {' '.join(command)}\n{stdout}{stderr}\n")
+    if returncode != 0:
+        raise RuntimeError(f"wrk exited {returncode}; see {log_path}")
+    line = next(line for line in stdout.splitlines() if line.startswith("WRK_RESULT "))
     result = json.loads(line.removeprefix("WRK_RESULT "))
+    statuses = [line for line in stdout.splitlines() if line.startswith("WRK_STATUSES ")]
+    if statuses:
+        result["statuses"] = json.loads(statuses[0].removeprefix("WRK_STATUSES "))
     result["requests_per_second"] = result["requests"] / (result["duration_us"] / 1e6)
     result["non_2xx"] = result["status_errors"]  # wrk counts every status >= 400; neither app answers 3xx
     result["socket_errors"] = sum(result[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts"))
@@ -85,9 +121,16 @@ def run_wrk(wrk: str, lua: Path, url: str, seconds: int, log_path: Path) -> dict
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid``, every thread (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of process ``pid`` and its children (gunicorn's workers), every thread."""
+    process = psutil.Process(pid)
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            times = member.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def load(wrk: str, lua: Path, url: str, server_pid: int, log_path: Path) -> dict:
@@ -108,6 +151,47 @@ def measure_bare(wrk: str, log_dir: Path) -> dict:
         server = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.bare_app"], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
         )
+    try:
+        wait_for_port(HOST, port, timeout=30)
+        url = f"http://{HOST}:{port}{WEBHOOK_PATH}"
+        return load(wrk, write_lua(log_dir / "post.lua"), url, server.pid, log_dir / "wrk.log")
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+# gunicorn for the Django anchor: 2 gthread workers (one per core) of 4 threads each. The view
+# is CPU-bound, so more processes than cores only add context switches; threads matter for
+# keep-alive, which sync workers do not do (they close every connection, and wrk reconnects),
+# while wrk keeps its connections to the gateway alive. Tried on this machine with the same
+# wrk load (5 s runs): sync x2 1,272-1,489 req/s, sync x4 1,095, gthread 1x8 1,884,
+# gthread 2x4 1,939. The best of these is the anchor; both servers see the same two cores.
+ANYMAIL_WORKERS = 2
+ANYMAIL_WORKER_CLASS = "gthread"
+ANYMAIL_THREADS = 4
+
+
+def gunicorn_command(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"{HOST}:{port}",
+        "--workers", str(ANYMAIL_WORKERS),
+        "--worker-class", ANYMAIL_WORKER_CLASS,
+        "--threads", str(ANYMAIL_THREADS),
+        "--log-level", "warning",  # no access log, as for the gateway
+        "benchmarks.anymail_site.wsgi:application",
+    ]
+
+
+def measure_anymail(wrk: str, log_dir: Path) -> dict:
+    """django-anymail's PostmarkTrackingWebhookView under gunicorn, the same wrk load and body."""
+    port = free_port()
+    with open(log_dir / "anymail.log", "ab") as log:
+        server = subprocess.Popen(gunicorn_command(port), stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(HOST, port, timeout=30)
         url = f"http://{HOST}:{port}{WEBHOOK_PATH}"
@@ -146,4 +230,4 @@ def measure_gateway(wrk: str, log_dir: Path) -> dict:
     return result
 
 
-__all__ = ["measure_bare", "measure_gateway", "wrk_binary", "wrk_version"]
+__all__ = ["measure_anymail", "measure_bare", "measure_gateway", "wrk_binary", "wrk_version"]

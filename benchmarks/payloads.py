@@ -100,10 +100,14 @@ def _click(message_id: str, number: int) -> dict:
 _KINDS = (_delivery, _open, _bounce, _click)
 
 
+def message_id(number: int) -> str:
+    """The MessageID of webhook ``number``: unique per number, and what its event's ``message_id`` is."""
+    return str(uuid.UUID(int=(number * 0x9E3779B97F4A7C15) % (1 << 128)))
+
+
 def postmark_body(number: int = 0) -> bytes:
     """One webhook body, 500-720 bytes; ``number`` picks the record type and makes the ids unique."""
-    message_id = str(uuid.UUID(int=(number * 0x9E3779B97F4A7C15) % (1 << 128)))
-    return json.dumps(_KINDS[number % len(_KINDS)](message_id, number), ensure_ascii=False).encode()
+    return json.dumps(_KINDS[number % len(_KINDS)](message_id(number), number), ensure_ascii=False).encode()
 
 
 def gateway_request_body() -> bytes:

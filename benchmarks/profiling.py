@@ -75,14 +75,14 @@ class _Proxy:
 def instrument_modules(clock: StageClock) -> None:
     """Clocks on the module-level functions the service calls; before the service is built."""
 
+    import normalizer.records
     import normalizer.request
-    import normalizer.service
     import schemas.avro
     import schemas.raw
 
     raw_webhook = schemas.raw.RawWebhook
     raw_webhook.from_record = classmethod(clock.wrap("raw_decode", raw_webhook.from_record.__func__))
-    normalizer.service.normalize = clock.wrap("normalize", normalizer.service.normalize)
+    normalizer.records.normalize = clock.wrap("normalize", normalizer.records.normalize)
     request = normalizer.request.WebhookRequest
     request.json = clock.wrap("json_parse", request.json)
     schemas.avro.event_to_record = clock.wrap("to_record", schemas.avro.event_to_record)
@@ -91,10 +91,11 @@ def instrument_modules(clock: StageClock) -> None:
 
 
 def instrument_service(service: Any, clock: StageClock) -> None:
-    """Clocks on the service's own collaborators."""
-    service._encode = clock.wrap("encode", service._encode)
-    serialize = service.serialize
-    service.serialize = _Proxy(serialize, call=clock.wrap("serialize", serialize.__call__))
+    """Clocks on the service's own collaborators (the record normalizer it shares with replays and redrives)."""
+    record_normalizer = service.normalize_record
+    record_normalizer._encode = clock.wrap("encode", record_normalizer._encode)
+    serialize = record_normalizer.serialize
+    record_normalizer.serialize = _Proxy(serialize, call=clock.wrap("serialize", serialize.__call__))
     producer = service.producer
     service.producer = _Proxy(
         producer, produce=clock.wrap("produce", producer.produce), flush=clock.wrap("flush", producer.flush)

@@ -1,67 +1,82 @@
 """``python -m benchmarks.run``: measure, then rewrite BENCHMARKS.md and benchmarks/results.json.
 
-1. gateway: `espstream gateway` vs a bare FastAPI endpoint under the same wrk load;
-2. normalizer: the real NormalizerService vs a librdkafka passthrough over the same pre-loaded records;
-3. profile: the normalizer again with a clock on every stage.
-Rounds alternate anchor and figure so that a slow spell of the machine hits both.
+Each benchmark is one entry of BENCHMARKS (name, what it measures, its anchors,
+the function that runs it); ``--only NAME`` runs one (repeatable) and prints its
+figures without touching the report. Rounds alternate anchor and figure so that a
+slow spell of the machine hits both; every benchmark gets fresh brokers of its own.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import http_bench, report, stream_bench
+from . import consumer_bench, e2e_bench, http_bench, load_bench, report, stream_bench
 from .machine import describe
 from .payloads import gateway_request_body
+from .stack import fresh_broker, registry
 
 PROFILE_RECORDS = 50_000
 
 
-def run_gateway(rounds: int, log_dir: Path) -> dict:
+def progress(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_gateway(args: argparse.Namespace, log_dir: Path) -> dict:
+    """Three servers under the same wrk load, interleaved per round: bare FastAPI, the gateway, anymail."""
     wrk = http_bench.wrk_binary()
-    bare, gateway = [], []
-    for index in range(rounds):
-        for name, measure, runs in (("bare", http_bench.measure_bare, bare), ("gateway", http_bench.measure_gateway, gateway)):
+    servers = (("bare", http_bench.measure_bare), ("gateway", http_bench.measure_gateway),
+               ("anymail", http_bench.measure_anymail))
+    runs: dict[str, list[dict]] = {name: [] for name, _ in servers}
+    for index in range(args.rounds):
+        for name, measure in servers:
             started = time.monotonic()
-            runs.append(measure(wrk, log_dir))
-            print(f"  gateway round {index + 1}/{rounds} {name:8s} {runs[-1]['requests_per_second']:9,.0f} req/s "
-                  f"non-2xx {runs[-1]['non_2xx']} ({time.monotonic() - started:.0f} s)", flush=True)
-    summary = report.summarize_pairs([g["requests_per_second"] for g in gateway], [b["requests_per_second"] for b in bare])
-    summary["non_2xx"] = sum(g["non_2xx"] + g["warmup_non_2xx"] for g in gateway)
+            runs[name].append(measure(wrk, log_dir))
+            run = runs[name][-1]
+            progress(f"  gateway round {index + 1}/{args.rounds} {name:8s} {run['requests_per_second']:9,.0f} req/s "
+                     f"non-2xx {run['non_2xx']} ({time.monotonic() - started:.0f} s)")
+    gateway_rps = [g["requests_per_second"] for g in runs["gateway"]]
+    summary = report.summarize_pairs(gateway_rps, [b["requests_per_second"] for b in runs["bare"]])
+    summary["non_2xx"] = sum(g["non_2xx"] + g["warmup_non_2xx"] for g in runs["gateway"])
     return {
         "settings": {
             "threads": http_bench.THREADS,
             "connections": http_bench.CONNECTIONS,
             "warmup_seconds": http_bench.WARMUP_SECONDS,
             "duration_seconds": http_bench.DURATION_SECONDS,
+            "gunicorn": {"workers": http_bench.ANYMAIL_WORKERS, "worker_class": http_bench.ANYMAIL_WORKER_CLASS,
+                         "threads": http_bench.ANYMAIL_THREADS},
         },
         "body_bytes": len(gateway_request_body()),
-        "bare": bare,
-        "gateway": gateway,
+        **runs,
         "summary": summary,
+        "anymail_summary": report.summarize_pairs(gateway_rps, [a["requests_per_second"] for a in runs["anymail"]]),
     }
 
 
-def run_normalizer(records: int, rounds: int, log_dir: Path) -> dict:
+def run_normalizer(args: argparse.Namespace, log_dir: Path) -> dict:
     passthrough, normalizer = [], []
-    for index in range(rounds):
+    for index in range(args.rounds):
         for kind, runs in (("passthrough", passthrough), ("normalizer", normalizer)):
             started = time.monotonic()
-            runs.append(stream_bench.measure(kind, records, log_dir))
+            runs.append(stream_bench.measure(kind, args.records, log_dir))
             run = runs[-1]
-            print(f"  normalizer round {index + 1}/{rounds} {kind:11s} {run['per_second']:9,.0f} records/s "
-                  f"out {run['output_records']:,} dlq {run['dead_letters']} ({time.monotonic() - started:.0f} s)", flush=True)
+            progress(f"  normalizer round {index + 1}/{args.rounds} {kind:11s} {run['per_second']:9,.0f} records/s "
+                     f"out {run['output_records']:,} dlq {run['dead_letters']} ({time.monotonic() - started:.0f} s)")
     summary = report.summarize_pairs([n["per_second"] for n in normalizer], [p["per_second"] for p in passthrough])
     summary["all_delivered"] = all(
-        run["complete"] and run["output_records"] == records and run["dead_letters"] == 0
+        run["complete"] and run["output_records"] == args.records and run["dead_letters"] == 0
         for run in passthrough + normalizer
     )
     return {
-        "records": records,
+        "records": args.records,
         "settings": stream_bench.settings(),
         "passthrough": passthrough,
         "normalizer": normalizer,
@@ -69,43 +84,145 @@ def run_normalizer(records: int, rounds: int, log_dir: Path) -> dict:
     }
 
 
-def run_profile(records: int, log_dir: Path) -> dict:
+def run_profile(args: argparse.Namespace, log_dir: Path) -> dict:
     started = time.monotonic()
-    result = stream_bench.measure("normalizer-stages", records, log_dir)
-    print(f"  profile {result['per_second']:,.0f} events/s with clocks ({time.monotonic() - started:.0f} s)", flush=True)
+    result = stream_bench.measure("normalizer-stages", min(PROFILE_RECORDS, args.records), log_dir)
+    progress(f"  profile {result['per_second']:,.0f} events/s with clocks ({time.monotonic() - started:.0f} s)")
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["gateway", "normalizer", "profile"], action="append",
-                        help="run only these parts (repeatable); default: all")
-    parser.add_argument("--records", type=int, default=200_000, help="raw records per normalizer run (default 200000)")
-    parser.add_argument("--rounds", type=int, default=3, help="anchor/figure pairs per comparison (default 3)")
-    args = parser.parse_args(argv)
-    parts = set(args.only or ["gateway", "normalizer", "profile"])
+def run_consumer(args: argparse.Namespace, log_dir: Path) -> dict:
+    result = consumer_bench.run(args.events, args.rounds, log_dir, progress)
+    result["summary"] = report.summarize_pairs(
+        [r["per_second"] for r in result["runner"]], [p["per_second"] for p in result["plain"]]
+    )
+    result["summary"]["all_complete"] = all(r["complete"] for r in result["runner"] + result["plain"])
+    return result
 
+
+def run_e2e(args: argparse.Namespace, log_dir: Path) -> dict:
+    return e2e_bench.run(args.rates, args.e2e_seconds, log_dir, progress)
+
+
+def run_load(args: argparse.Namespace, log_dir: Path) -> dict:
+    return load_bench.run(args.load_seconds, log_dir, progress)
+
+
+def run_replay(args: argparse.Namespace, log_dir: Path) -> dict:
+    """The replay beside the live normalizer (its anchor), the same records, a fresh broker for each run."""
+    from . import replay_bench
+
+    live, replays = [], []
+    for index in range(args.rounds):
+        started = time.monotonic()
+        live.append(stream_bench.measure("normalizer", args.replay_records, log_dir))
+        progress(f"  replay round {index + 1}/{args.rounds} normalizer {live[-1]['per_second']:9,.0f} events/s "
+                 f"({time.monotonic() - started:.0f} s)")
+        started = time.monotonic()
+        with fresh_broker(log_dir, f"replay-{index}") as (broker, broker_env):
+            with registry(log_dir, f"replay-{index}", broker_env) as (_, env):
+                replay_dir = log_dir / f"replay-{index}"
+                replay_dir.mkdir(exist_ok=True)
+                replays.append(replay_bench.measure(
+                    broker.bootstrap_servers, env["ESPSTREAM_SCHEMA_REGISTRY_URL"], args.replay_records, replay_dir
+                ))
+        progress(f"  replay round {index + 1}/{args.rounds} replay     {report.per_second(replays[-1]) or 0:9,.0f} events/s "
+                 f"({time.monotonic() - started:.0f} s)")
+    summary = report.summarize_pairs([report.per_second(r) for r in replays], [n["per_second"] for n in live])
+    return {"records": args.replay_records, "normalizer": live, "replay": replays, "summary": summary}
+
+
+def run_export(args: argparse.Namespace, log_dir: Path) -> dict:
+    from . import export_bench
+
+    runs = []
+    for index in range(args.rounds):
+        started = time.monotonic()
+        with fresh_broker(log_dir, f"export-{index}") as (broker, broker_env):
+            with registry(log_dir, f"export-{index}", broker_env) as (_, env):
+                out_dir = log_dir / f"export-{index}"
+                runs.append(export_bench.measure(
+                    broker.bootstrap_servers, env["ESPSTREAM_SCHEMA_REGISTRY_URL"], args.export_events, out_dir
+                ))
+        progress(f"  export round {index + 1}/{args.rounds} {report.per_second(runs[-1]) or 0:9,.0f} events/s "
+                 f"({time.monotonic() - started:.0f} s)")
+    return {"events": args.export_events, "runs": runs,
+            "summary": {"figure_median": report.median_of([report.per_second(r) for r in runs])}}
+
+
+def _module_exists(name: str) -> Callable[[], bool]:
+    return lambda: importlib.util.find_spec(name) is not None
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    what: str
+    anchors: tuple[str, ...]
+    run: Callable[[argparse.Namespace, Path], dict]
+    available: Callable[[], bool] = field(default=lambda: True)
+
+
+BENCHMARKS = [
+    Benchmark("gateway", "webhooks/s acknowledged by `espstream gateway`",
+              ("bare FastAPI endpoint", "django-anymail's view under gunicorn"), run_gateway),
+    Benchmark("normalizer", "events/s of the real NormalizerService", ("librdkafka passthrough",), run_normalizer),
+    Benchmark("profile", "where the normalizer's time goes, per stage", (), run_profile),
+    Benchmark("consumer", "events/s through consumers.runner.TrackingConsumer",
+              ("plain confluent-kafka consume + Avro decode",), run_consumer),
+    Benchmark("e2e", "POST-to-receiver latency at constant offered rates; RSS per process",
+              ("the load generator against the bare endpoint",), run_e2e),
+    Benchmark("load", "the gateway at saturation for a minute, and through a broker outage", (), run_load),
+    Benchmark("replay", "events/s of a replay", ("the live normalizer",), run_replay,
+              _module_exists("benchmarks.replay_bench")),
+    Benchmark("export", "events/s of an export", ("50,000 events/s",), run_export,
+              _module_exists("benchmarks.export_bench")),
+]
+NAMES = [b.name for b in BENCHMARKS]
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=NAMES, action="append", metavar="NAME",
+                        help=f"run only these benchmarks (repeatable): {', '.join(NAMES)}; default: all")
+    parser.add_argument("--rounds", type=int, default=3, help="anchor/figure pairs per comparison (default 3)")
+    parser.add_argument("--records", type=int, default=200_000, help="raw records per normalizer run (default 200000)")
+    parser.add_argument("--events", type=int, default=50_000, help="pre-loaded events per consumer run (default 50000)")
+    parser.add_argument("--rates", type=lambda s: [float(r) for r in s.split(",")], default=[1000.0, 5000.0],
+                        help="end-to-end offered rates, webhooks/s, comma-separated (default 1000,5000)")
+    parser.add_argument("--e2e-seconds", type=float, default=20.0,
+                        help=f"measured seconds per end-to-end rate, after {e2e_bench.WARMUP_SECONDS:.0f} s of warm-up (default 20)")
+    parser.add_argument("--load-seconds", type=int, default=60, help="seconds of saturation in the load run (default 60)")
+    parser.add_argument("--replay-records", type=int, default=100_000, help="records per replay run (default 100000)")
+    parser.add_argument("--export-events", type=int, default=100_000, help="events per export run (default 100000)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    chosen = [b for b in BENCHMARKS if not args.only or b.name in args.only]
     log_dir = Path(tempfile.mkdtemp(prefix="espstream-bench-"))
-    print(f"benchmarks: logs in {log_dir}", flush=True)
-    wrk_version = http_bench.wrk_version(http_bench.wrk_binary()) if "gateway" in parts else None
-    results: dict = {"machine": describe(wrk_version)}
+    progress(f"benchmarks: logs in {log_dir}")
+    wrk_version = http_bench.wrk_version(http_bench.wrk_binary()) if {"gateway", "load"} & {b.name for b in chosen} else None
+    results: dict = {"machine": describe(wrk_version), "benchmarks": {}, "skipped": {}}
     started = time.monotonic()
-    if "gateway" in parts:
-        print("gateway vs bare FastAPI endpoint", flush=True)
-        results["gateway"] = run_gateway(args.rounds, log_dir)
-    if "normalizer" in parts:
-        print("normalizer vs librdkafka passthrough", flush=True)
-        results["normalizer"] = run_normalizer(args.records, args.rounds, log_dir)
-    if "profile" in parts:
-        print("normalizer stage profile", flush=True)
-        results["profile"] = run_profile(min(PROFILE_RECORDS, args.records), log_dir)
+    for benchmark in chosen:
+        if not benchmark.available():
+            results["skipped"][benchmark.name] = "its module is not there"
+            progress(f"{benchmark.name}: skipped, its module is not there")
+            continue
+        progress(f"{benchmark.name}: {benchmark.what}" + (f" vs {', '.join(benchmark.anchors)}" if benchmark.anchors else ""))
+        begun = time.monotonic()
+        result = benchmark.run(args, log_dir)
+        result["elapsed_seconds"] = round(time.monotonic() - begun)
+        results["benchmarks"][benchmark.name] = result
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["machine"]["seconds"] = round(time.monotonic() - started)
     if args.only:  # a partial run prints its figures and leaves the full report alone
-        print(json.dumps({part: results[part] for part in parts}, indent=2, default=str))
+        print(json.dumps(results, indent=2, default=str))
         return 0
     report.write(results)
-    print(f"wrote {report.BENCHMARKS_MD} and {report.RESULTS_JSON} ({results['machine']['seconds']} s)", flush=True)
+    progress(f"wrote {report.BENCHMARKS_MD} and {report.RESULTS_JSON} ({results['machine']['seconds']} s)")
     return 0
 
 

@@ -14,7 +14,7 @@ from espstream.embedded import EmbeddedBroker, free_port
 from espstream.topics import ensure_topics
 from tests.services import Service
 
-__all__ = ["Service", "fresh_broker", "running", "wait_for_http", "run_json_worker"]
+__all__ = ["Service", "fresh_broker", "registry", "running", "wait_for_http", "run_json_worker"]
 
 HOST = "127.0.0.1"
 
@@ -43,6 +43,15 @@ def running(service: Service, port: int | None = None) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
+
+
+@contextmanager
+def registry(log_dir: Path, name: str, broker_env: dict[str, str]) -> Iterator[tuple[Service, dict[str, str]]]:
+    """`espstream registry` on the broker of ``broker_env``, and the settings pointing at it."""
+    port = free_port()
+    settings = {**broker_env, "ESPSTREAM_REGISTRY_HOST": HOST, "ESPSTREAM_REGISTRY_PORT": str(port)}
+    with running(Service(["registry"], settings, log_dir / f"{name}-registry.log"), port) as service:
+        yield service, {**broker_env, "ESPSTREAM_SCHEMA_REGISTRY_URL": f"http://{HOST}:{port}"}
 
 
 def wait_for_http(url: str, timeout: float) -> None:

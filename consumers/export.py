@@ -109,15 +109,6 @@ class UndecodableRecord(ExportError):
         self.offset = offset
 
 
-def parse_time(text: str) -> datetime:
-    """A ``--from``/``--to`` value: an ISO 8601 date or date and time; UTC unless it has an offset."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 date or time (e.g. 2026-11-23 or 2026-11-23T10:00:00Z)") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def file_name(topic: str, partition: int, first_offset: int, last_offset: int, schema_id: int) -> str:
     return f"{topic}-p{partition}-{first_offset}-{last_offset}-schema{schema_id}.avro"
 

@@ -3,8 +3,15 @@
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from confluent_kafka import Message
 
 from .config import CommonSettings, RegistrySettings
+from .times import millis, parse_time
 
 
 def _gateway(args: argparse.Namespace) -> int:
@@ -67,6 +74,13 @@ def _tail(args: argparse.Namespace) -> int:
 def _listed(values: list[str] | None) -> list[str] | None:
     """Repeated options and comma-separated lists alike: ``--esp a,b --esp c``."""
     return [item.strip() for value in values for item in value.split(",") if item.strip()] if values else None
+
+
+def _time(text: str) -> datetime:
+    try:
+        return parse_time(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _positive(text: str) -> int:
@@ -254,17 +268,11 @@ def _topics(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     import json
 
-    from normalizer.audit import AuditError, audit, parse_time, render
+    from normalizer.audit import AuditError, audit, render
     from normalizer.settings import NormalizerSettings
 
     try:
-        start = parse_time(args.start) if args.start else None
-        end = parse_time(args.end) if args.end else None
-    except ValueError as error:
-        print(f"espstream audit: {error}", file=sys.stderr)
-        return 2
-    try:
-        report = audit(NormalizerSettings(), start, end, examples=args.examples)
+        report = audit(NormalizerSettings(), args.start, args.end, examples=args.examples)
     except AuditError as error:
         print(f"espstream audit: {error}", file=sys.stderr)
         return 2
@@ -277,13 +285,13 @@ def _replay(args: argparse.Namespace) -> int:
 
     from confluent_kafka import KafkaException
 
-    from normalizer.ranges import RangeError, RangeSpec, esp_slug, parse_offsets, parse_time
+    from normalizer.ranges import RangeError, RangeSpec, esp_slug, parse_offsets
     from normalizer.replay import ReplayError
 
     try:
         spec = RangeSpec(
-            from_time=parse_time(args.start) if args.start else None,
-            to_time=parse_time(args.end) if args.end else None,
+            from_time=millis(args.start) if args.start else None,
+            to_time=millis(args.end) if args.end else None,
             from_offsets=parse_offsets(_listed(args.from_offsets)) if args.from_offsets else None,
             to_offsets=parse_offsets(_listed(args.to_offsets)) if args.to_offsets else None,
         )
@@ -315,15 +323,15 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from consumers.export import Exporter, ExportError, parse_time
+    from consumers.export import Exporter, ExportError
 
     try:
         exporter = Exporter(
             CommonSettings(),
             args.out,
             topic=args.topic,
-            start=parse_time(args.start) if args.start else None,
-            end=parse_time(args.end) if args.end else None,
+            start=args.start,
+            end=args.end,
             compression_level=args.compression_level,
             skip_undecodable=args.skip_undecodable,
             verify=args.verify,
@@ -442,16 +450,16 @@ def parser() -> argparse.ArgumentParser:
     audit = commands.add_parser(
         "audit", help="check that every raw webhook in a time range has its events, its dead letter, or none by design"
     )
-    audit.add_argument("--from", dest="start", metavar="TIME", help="ISO 8601, UTC unless a zone is given (default: the oldest record)")
-    audit.add_argument("--to", dest="end", metavar="TIME", help="exclusive, ISO 8601 (default: the newest record)")
+    audit.add_argument("--from", dest="start", metavar="TIME", type=_time, help="ISO 8601, UTC unless a zone is given (default: the oldest record)")
+    audit.add_argument("--to", dest="end", metavar="TIME", type=_time, help="exclusive, ISO 8601 (default: the newest record)")
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
     audit.add_argument("--examples", type=_positive, default=5, metavar="N", help="missing records to show (default 5)")
     audit.set_defaults(func=_audit)
     replay = commands.add_parser(
         "replay", help="normalize a range of the raw topic again with the current normalizer (--diff: only show what changes)"
     )
-    replay.add_argument("--from", dest="start", metavar="TIME", help="ISO 8601, UTC unless a zone is given (default: the oldest record)")
-    replay.add_argument("--to", dest="end", metavar="TIME", help="exclusive, ISO 8601 (default: the end of each partition at the first start)")
+    replay.add_argument("--from", dest="start", metavar="TIME", type=_time, help="ISO 8601, UTC unless a zone is given (default: the oldest record)")
+    replay.add_argument("--to", dest="end", metavar="TIME", type=_time, help="exclusive, ISO 8601 (default: the end of each partition at the first start)")
     replay.add_argument(
         "--from-offsets", action="append", metavar="P:OFFSET", help="start offsets, e.g. 0:100,1:250; only the partitions named are read"
     )
@@ -477,8 +485,8 @@ def parser() -> argparse.ArgumentParser:
             " Running the same range again writes the same files."
         ),
     )
-    export.add_argument("--from", dest="start", metavar="TIME", help="ISO 8601, UTC unless a zone is given (default: the oldest record)")
-    export.add_argument("--to", dest="end", metavar="TIME", help="exclusive, ISO 8601 (default: now)")
+    export.add_argument("--from", dest="start", metavar="TIME", type=_time, help="ISO 8601, UTC unless a zone is given (default: the oldest record)")
+    export.add_argument("--to", dest="end", metavar="TIME", type=_time, help="exclusive, ISO 8601 (default: now)")
     export.add_argument("--out", required=True, metavar="DIR", help="the directory to write the date=... directories into")
     export.add_argument("--topic", help="another topic of Avro events (default: the normalized topic)")
     export.add_argument(

@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
@@ -419,12 +419,6 @@ def _committed(settings: NormalizerSettings, partitions: set[int]) -> dict[int, 
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 date or time; without a zone, UTC."""
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 HEADINGS = ("raw", "with events", "events", "dead-lettered", "redriven", "empty", "MISSING", "dup events", "dup letters")

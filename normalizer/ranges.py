@@ -13,7 +13,6 @@ multi-record batch's end.
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -29,17 +28,6 @@ RANGE_CONSUMER_CONFIG = {"enable.partition.eof": True, "fetch.wait.max.ms": 50}
 
 class RangeError(ValueError):
     """A range that cannot be read: a bad time or offset, an unknown partition or ESP, a missing topic."""
-
-
-def parse_time(text: str) -> int:
-    """Milliseconds since the epoch for ISO 8601 ``text``; without an offset it is UTC."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise RangeError(f"{text!r} is not an ISO 8601 time (e.g. 2026-11-23T16:00:00Z)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def parse_offsets(items: Iterable[str]) -> dict[int, int]:

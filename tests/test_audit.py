@@ -10,7 +10,8 @@ from confluent_kafka import Producer
 
 from espstream.embedded import EmbeddedBroker
 from espstream.topics import ensure_topics
-from normalizer.audit import audit, parse_time
+from espstream.times import parse_time
+from normalizer.audit import audit
 from normalizer.errors import MalformedPayload
 from normalizer.records import dead_letter_headers
 from normalizer.settings import NormalizerSettings

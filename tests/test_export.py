@@ -16,7 +16,8 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from consumers.export import Exporter, Summary, UndecodableRecord, date_reader, parse_time
+from consumers.export import Exporter, Summary, UndecodableRecord, date_reader
+from espstream.times import parse_time
 from espstream import __version__
 from espstream.embedded import EmbeddedBroker
 from normalizer import normalize
