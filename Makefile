@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/espstream run
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

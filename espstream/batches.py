@@ -20,13 +20,17 @@ from .offsets import first_offsets, next_offsets
 log = logging.getLogger("espstream.batches")
 
 RETRY_BACKOFF_SECONDS = 2.0
+# How long a fetch may wait at the broker for new records (librdkafka's default is 500 ms).
+# Kafka answers as soon as a record arrives anyway; the embedded broker answers late, by up
+# to this long, and two consuming hops (normalizer, consumers) pay it twice end to end.
+FETCH_WAIT_MS = 100
 
 
 def durable_consumer_config(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with commits left to the worker and a group without offsets starting at the beginning."""
     # Commits are the worker's business alone; durability settings are not negotiable.
     # A group without offsets starts at the beginning: the records behind a gateway 200 are never skipped.
-    return {**config, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+    return {"fetch.wait.max.ms": FETCH_WAIT_MS, **config, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
 
 
 def durable_producer_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -35,11 +39,15 @@ def durable_producer_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 class BatchWorker:
-    def __init__(self, consumer_config: dict[str, Any], producer_config: dict[str, Any], batch_size: int):
+    def __init__(
+        self, consumer_config: dict[str, Any], producer_config: dict[str, Any], batch_size: int, batch_wait_seconds: float = 0.05
+    ):
         self.consumer = Consumer(durable_consumer_config(consumer_config))
         self._producer_config = durable_producer_config(producer_config)
         self.producer = Producer(self._producer_config)
         self.batch_size = batch_size
+        # A batch is handled when full or after this long: the most a record waits for others.
+        self.batch_wait_seconds = batch_wait_seconds
         self._stopping = False
         self._delivery_failed: KafkaError | None = None
 
@@ -55,7 +63,7 @@ class BatchWorker:
         self.consumer.subscribe([topic])
         try:
             while not self._stopping:
-                messages = self.consumer.consume(self.batch_size, timeout=0.5)
+                messages = self.consumer.consume(self.batch_size, timeout=self.batch_wait_seconds)
                 if messages:
                     self.process_batch(messages)
         finally:

@@ -463,7 +463,7 @@ def test_missing_or_malformed_signature_is_refused(
     ("header", "value"),
     [
         ("x-amz-sns-message-type", "SubscriptionConfirmation"),
-        ("x-amz-sns-message-id", str(uuid.uuid4())),
+        ("x-amz-sns-message-id", "0b6e3f1c-5d2a-4c3e-9f41-2a7d9c8e1b55"),  # another message's id
         ("x-amz-sns-topic-arn", OTHER_TOPIC),
         ("x-amz-sns-message-type", "<omit>"),
         ("x-amz-sns-message-id", "<omit>"),
@@ -521,6 +521,7 @@ def test_unknown_message_types_are_refused(sns_host: FakeSnsHost, sns_signer: Si
         "2026-11-23T10:00:00",
         "yesterday",
     ],
+    ids=["two-hours-old", "an-hour-ahead", "no-zone", "not-a-time"],
 )
 def test_replayed_or_odd_timestamps_are_refused(sns_host: FakeSnsHost, sns_signer: Signer, timestamp: str) -> None:
     reason = refused(verifier(sns_host), request(sign(notification(Timestamp=timestamp), sns_signer)))
