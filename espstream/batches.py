@@ -21,9 +21,11 @@ log = logging.getLogger("espstream.batches")
 
 RETRY_BACKOFF_SECONDS = 2.0
 # How long a fetch may wait at the broker for new records (librdkafka's default is 500 ms).
-# Kafka answers as soon as a record arrives anyway; the embedded broker answers late, by up
-# to this long, and two consuming hops (normalizer, consumers) pay it twice end to end.
-FETCH_WAIT_MS = 100
+# Kafka answers as soon as a record arrives anyway, so this only sets how often an idle
+# consumer asks again; the embedded broker answers late, by up to this long, and two
+# consuming hops (normalizer, consumers) pay it twice end to end. ESPSTREAM_KAFKA_CONFIG
+# can set another ("fetch.wait.max.ms").
+FETCH_WAIT_MS = 25
 
 
 def durable_consumer_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ class NormalizerSettings(CommonSettings):
     normalizer_batch_size: int = 500
     # A batch is normalized when full or after this long: under light load the most a
     # webhook waits for others before its events are written.
-    normalizer_batch_wait_ms: int = 50
+    normalizer_batch_wait_ms: int = 20
     # A crashed member's partitions move after this long; the embedded broker also
     # takes about half of it to complete a group join.
     kafka_session_timeout_ms: int = 6000
