@@ -6,6 +6,7 @@ after the last one read when none is unfinished.
 """
 
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 
@@ -87,11 +88,24 @@ class InFlight:
         a receiver stuck on one event holds every later event of its partition.
         """
         with self._changed:
-            held = 0
-            for work in self._partitions.values():
-                work.committable()  # drops the finished head
-                held += len(work._unfinished)
-            return held
+            return self._read_ahead()
+
+    def wait_read_ahead(self, at_most: int, timeout: float) -> None:
+        """Until at most ``at_most`` events are read ahead (see ``read_ahead``), or ``timeout`` seconds passed."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._read_ahead() > at_most:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._changed.wait(remaining)
+
+    def _read_ahead(self) -> int:
+        held = 0
+        for work in self._partitions.values():
+            work.committable()  # drops the finished head
+            held += len(work._unfinished)
+        return held
 
     def wait_finished(self, pids: Iterable[PartitionId] | None, give_up: threading.Event) -> None:
         """Until every event read from ``pids`` (default: every partition) is finished, or ``give_up`` is set."""

@@ -122,7 +122,12 @@ class TrackingConsumer:
         try:
             while not self._stopping.is_set():
                 self._throttle()
-                message = self.consumer.poll(POLL_SECONDS)
+                if self._paused:
+                    # Nothing is fetched: wake as soon as the lanes made room, not after a poll timeout.
+                    self.inflight.wait_read_ahead(self.settings.consumer_batch_size // 2, POLL_SECONDS)
+                    message = self.consumer.poll(0)
+                else:
+                    message = self.consumer.poll(POLL_SECONDS)
                 if message is not None:
                     self._accept(message)
                 self._commit_due()
