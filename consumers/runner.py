@@ -42,6 +42,8 @@ from .signals import Signal, tracking
 log = logging.getLogger("espstream.consumers")
 
 POLL_SECONDS = 0.2
+# How long reading waits for the lanes to make room before it pauses fetching.
+ROOM_WAIT_SECONDS = 1.0
 COMMIT_INTERVAL_SECONDS = 1.0
 REGISTRY_RETRY_SECONDS = 2.0
 # The receiver name on a dead letter of a record that could not be decoded.
@@ -182,17 +184,27 @@ class TrackingConsumer:
         time.sleep(REGISTRY_RETRY_SECONDS)
 
     def _throttle(self) -> None:
-        """Stop fetching while ``consumer_batch_size`` events are read ahead of the unfinished; resume at half of it."""
+        """Hold reading while ``consumer_batch_size`` events are read ahead of the unfinished.
+
+        Lanes that keep up make room within moments: the polling thread waits for it
+        and the client's prefetched records stay. Only when they do not (a slow or stuck
+        receiver) is fetching paused, polling going on; it resumes at half the limit.
+        Pausing drops what the client had prefetched, so it is for that case only.
+        """
         # Counted from each partition's lowest unfinished event, not only the unfinished ones:
         # otherwise other keys' lanes run ahead of a stuck one without bound.
-        read_ahead = self.inflight.read_ahead()
         limit = self.settings.consumer_batch_size
-        if not self._paused and read_ahead >= limit:
+        if self._paused:
+            if self.inflight.read_ahead() <= limit // 2:
+                self.consumer.resume(self.consumer.assignment())
+                self._paused = False
+            return
+        if self.inflight.read_ahead() < limit:
+            return
+        self.inflight.wait_read_ahead(limit - 1, ROOM_WAIT_SECONDS)
+        if self.inflight.read_ahead() >= limit:
             self.consumer.pause(self.consumer.assignment())
             self._paused = True
-        elif self._paused and read_ahead <= limit // 2:
-            self.consumer.resume(self.consumer.assignment())
-            self._paused = False
 
     def _commit_due(self) -> None:
         now = time.monotonic()
