@@ -36,7 +36,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from espstream.config import CommonSettings
 from schemas import TrackingEvent
 from schemas.avro import EVENT_TYPES, EventDeserializer, registry_unreachable
-from schemas.esps import ESP_NAMES
+from schemas.esps import esp_slug
 
 log = logging.getLogger("espstream.tail")
 
@@ -47,15 +47,6 @@ METADATA_TIMEOUT_SECONDS = 15.0
 
 class TailError(Exception):
     """Tail cannot start or go on: the message says why."""
-
-
-def esp_slug(name: str) -> str:
-    """The URL slug for an ESP given by slug or anymail name, any case ("Postmark", "amazon_ses")."""
-    wanted = name.strip().lower()
-    for slug, esp_name in ESP_NAMES.items():
-        if wanted in (slug, esp_name.lower()):
-            return slug
-    raise ValueError(f"unknown ESP {name!r}: one of {', '.join(ESP_NAMES)}")
 
 
 def event_type(name: str) -> str:

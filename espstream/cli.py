@@ -209,9 +209,16 @@ def _normalizer_redrive(args: argparse.Namespace) -> int:
     from normalizer.redrive import Tally, redrive
     from schemas.avro import registry_unreachable
 
+    from schemas.esps import esp_slug
+
+    try:
+        esps = [esp_slug(name) for name in _listed(args.esp) or ()] or None
+    except ValueError as error:
+        print(f"espstream dlq redrive: {error}", file=sys.stderr)
+        return 2
     tally = Tally()
     try:
-        for outcome in redrive(esps=_listed(args.esp), max_attempts=args.max_attempts):
+        for outcome in redrive(esps=esps, max_attempts=args.max_attempts):
             tally.add(outcome)
             print(json.dumps(asdict(outcome), ensure_ascii=False), flush=True)
     except Exception as error:

@@ -19,7 +19,8 @@ from .topics import ensure_topics
 
 DEMO_GROUP = "espstream-demo"
 GATEWAY_PORT = 8000
-# Metrics: the gateway's at /metrics on its webhook port (local clients only), the others' on ports of their own.
+# Metrics, each service on a port of its own.
+GATEWAY_METRICS_PORT = 9100
 NORMALIZER_METRICS_PORT = 9101
 DEMO_CONSUMER_METRICS_PORT = 9102
 CURL_BODY = (
@@ -85,6 +86,7 @@ def run_stack() -> int:
                 "*** It listens on 127.0.0.1 only. Never expose this development stack.                     ***\n",
                 flush=True,
             )
+        gateway_env.setdefault("ESPSTREAM_GATEWAY_METRICS_PORT", str(GATEWAY_METRICS_PORT))
         normalizer_env = {**env, "ESPSTREAM_NORMALIZER_METRICS_PORT": env.get("ESPSTREAM_NORMALIZER_METRICS_PORT", str(NORMALIZER_METRICS_PORT))}
         consumer_env = {**env, "ESPSTREAM_CONSUMER_METRICS_PORT": env.get("ESPSTREAM_CONSUMER_METRICS_PORT", str(DEMO_CONSUMER_METRICS_PORT))}
         children.append(Child("gateway", ["gateway"], gateway_env))
@@ -113,9 +115,12 @@ def run_stack() -> int:
 def _metrics_urls(gateway_env: dict[str, str], normalizer_env: dict[str, str], consumer_env: dict[str, str]) -> str:
     """Where each service's metrics are, as its settings say (0: not served)."""
     host = gateway_env.get("ESPSTREAM_METRICS_HOST", "127.0.0.1")
-    gateway_port = int(gateway_env.get("ESPSTREAM_GATEWAY_METRICS_PORT") or 0)
-    urls = [f"http://{host}:{gateway_port}/metrics" if gateway_port else f"http://127.0.0.1:{GATEWAY_PORT}/metrics"]
-    for env, name in ((normalizer_env, "ESPSTREAM_NORMALIZER_METRICS_PORT"), (consumer_env, "ESPSTREAM_CONSUMER_METRICS_PORT")):
+    urls = []
+    for env, name in (
+        (gateway_env, "ESPSTREAM_GATEWAY_METRICS_PORT"),
+        (normalizer_env, "ESPSTREAM_NORMALIZER_METRICS_PORT"),
+        (consumer_env, "ESPSTREAM_CONSUMER_METRICS_PORT"),
+    ):
         port = int(env.get(name) or 0)
         if port:
             urls.append(f"http://{host}:{port}/metrics")

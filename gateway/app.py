@@ -8,8 +8,8 @@ cannot be checked now, e.g. the SNS certificate is unreachable), the write
 the verifier's ``after_stored`` step if it has one (SNS subscription
 confirmation). A refused request writes nothing.
 
-Every answer carries an ``X-Request-Id``: the one a proxy in front set, when it
-is a plain token of 8 to 128 characters, else a new one. It is in the raw
+Every answer carries an ``X-Request-Id``, made here for every request (one a
+client sends is not taken: anyone could reuse another webhook's). It is in the raw
 record's ``request-id`` header (and so in every event's provenance), in every
 log line about the request, and the answer is counted in the metrics
 (gateway.metrics) by ESP, status and reason.
@@ -17,7 +17,6 @@ log line about the request, and the answer is counted in the metrics
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
@@ -37,7 +36,7 @@ from schemas import raw
 from schemas.esps import ESP_SLUGS
 
 from .auth import BasicAuth
-from .metrics import STATUS_OF_REASON, RequestMetrics, exposition, local_and_direct, serve
+from .metrics import STATUS_OF_REASON, RequestMetrics, serve
 from .producer import AckingProducer, BrokerUnavailable
 from .settings import GatewaySettings
 from .signatures import InvalidKey, SignatureError, SignatureUnavailable, SignedRequest, Verifier, build_verifiers
@@ -45,8 +44,6 @@ from .signatures import InvalidKey, SignatureError, SignatureUnavailable, Signed
 log = logging.getLogger("espstream.gateway")
 access_log = logging.getLogger("espstream.gateway.access")
 
-# An incoming X-Request-Id is kept only if it is a plain token: nothing to inject into a log or a header.
-REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
 
 READY_TIMEOUT_SECONDS = 2.0
 CLOSE = {"Connection": "close"}
@@ -139,7 +136,7 @@ def create_app(
 
     async def receive_webhook(esp: str, request: Request) -> Response:
         started = time.perf_counter()
-        request_id = _request_id(request)
+        request_id = uuid.uuid4().hex
         # uvicorn runs each request in a task of its own, whose context ends with it: every line
         # logged for this request carries its id, those of after-answer steps and uvicorn's included.
         REQUEST_ID.set(request_id)
@@ -230,14 +227,6 @@ def create_app(
                                  summary="Receive an ESP tracking webhook", route_class_override=WebhookRoute)
         app.add_api_route(path, probe, methods=["HEAD"], include_in_schema=False)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics_on_app(request: Request) -> Response:
-        # Not for the world: only with no metrics port of their own, and only to a local, unproxied client.
-        if settings.gateway_metrics_port or not local_and_direct(request.client, request.headers):
-            return Response(status_code=404)
-        content, content_type = exposition()
-        return Response(content, media_type=content_type)
-
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -281,14 +270,6 @@ def _log_protection(
             log.info("%s: %s; SNS signatures not checked (set ESPSTREAM_AMAZON_SES_TOPIC_ARNS)", esp, checks[0])
         else:
             log.info("%s: %s", esp, " + ".join(checks))
-
-
-def _request_id(request: Request) -> str:
-    """A well-formed X-Request-Id from a proxy in front, else a new id."""
-    given = request.headers.get("x-request-id")
-    if given is not None and REQUEST_ID_PATTERN.fullmatch(given):
-        return given
-    return uuid.uuid4().hex
 
 
 def _log_access(esp: str, reason: str, body_bytes: int | None, seconds: float) -> None:

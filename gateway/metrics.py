@@ -4,26 +4,20 @@ Labels stay few: the ESP's URL slug (``other`` for a path naming no ESP, so a
 client cannot create series), the HTTP status and the outcome's reason. Never
 request ids, addresses or recipients.
 
-Served either on the webhook port at ``GET /metrics``, answered only to a
-client on this machine that came through no proxy (an ESP-facing port must not
-tell the world how many webhooks each ESP sends), or, with
-``ESPSTREAM_GATEWAY_METRICS_PORT``, on a port of their own (and the webhook
-port's ``/metrics`` is then 404).
+Served with ``ESPSTREAM_GATEWAY_METRICS_PORT`` on a port of their own, never on
+the ESP-facing webhook port: a proxy in front can make any client look local,
+and the counts tell how many webhooks each ESP sends.
 """
 
-import ipaddress
 import logging
 from collections.abc import Mapping
 from http.server import HTTPServer
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
     Counter,
     Gauge,
     Histogram,
     disable_created_metrics,
-    generate_latest,
     start_http_server,
 )
 
@@ -98,21 +92,6 @@ class RequestMetrics:
         if child is None:
             child = self._body_bytes[esp] = BODY_BYTES.labels(esp)
         child.observe(size)
-
-
-def exposition() -> tuple[bytes, str]:
-    """The current metrics in Prometheus' text format, and its content type."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-def local_and_direct(client: tuple[str, int] | None, headers: Mapping[str, str]) -> bool:
-    """Whether a request comes from this machine and through no proxy (no forwarding header at all)."""
-    if client is None or any(name in headers for name in ("forwarded", "x-forwarded-for", "x-real-ip")):
-        return False
-    try:
-        return ipaddress.ip_address(client[0]).is_loopback
-    except ValueError:  # a Unix socket's peer, or a name
-        return False
 
 
 def serve(host: str, port: int) -> HTTPServer:

@@ -134,8 +134,8 @@ class GatewaySettings(CommonSettings):
     retry_after_seconds: int = 5
     gateway_host: str = "0.0.0.0"
     gateway_port: int = 8000
-    # Prometheus metrics on a port of their own; 0: at /metrics on the webhook port, answered
-    # only to clients on this machine that came through no proxy.
+    # Prometheus metrics on a port of their own (0: not served). Never on the webhook port: a
+    # proxy in front may make any client look local, and the counts say what each ESP sends.
     gateway_metrics_port: int = Field(0, ge=0, le=65535)
     # Where that port listens (0.0.0.0 for a scraper on another host or container).
     metrics_host: str = "127.0.0.1"

@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from schemas import raw
-from schemas.esps import ESP_NAMES
+from schemas.esps import esp_slug as schema_esp_slug
 
 READ_TIMEOUT_SECONDS = 30.0
 # librdkafka settings for reading a bounded range: a fetch at the end of a partition comes back
@@ -47,12 +47,11 @@ def parse_offsets(items: Iterable[str]) -> dict[int, int]:
 
 
 def esp_slug(name: str) -> str:
-    """The URL slug of an ESP given by slug or anymail name, any case."""
-    wanted = name.strip().lower()
-    for slug, esp_name in ESP_NAMES.items():
-        if wanted in (slug, esp_name.lower()):
-            return slug
-    raise RangeError(f"unknown ESP {name!r}: one of {', '.join(ESP_NAMES)}")
+    """The URL slug of an ESP given by slug or anymail name, any case; RangeError if none."""
+    try:
+        return schema_esp_slug(name)
+    except ValueError as error:
+        raise RangeError(str(error)) from None
 
 
 def record_esp(message: Message) -> str:

@@ -40,7 +40,7 @@ from espstream.deadletters import (
 )
 from schemas import raw
 from schemas.avro import EventSerializer
-from schemas.esps import ESP_NAMES
+from schemas.esps import esp_slug
 
 from .records import RecordNormalizer
 from .settings import NormalizerSettings
@@ -107,15 +107,6 @@ class Outcome:
     error_class: str | None = None
     error: str | None = None
     note: str | None = None  # why it was left pending, and where it is now
-
-
-def esp_slug(name: str) -> str:
-    """An ESP given by slug or anymail name, any case, as its slug; an unknown one as given, lower-cased."""
-    wanted = name.strip().lower()
-    for slug, esp_name in ESP_NAMES.items():
-        if wanted in (slug, esp_name.lower()):
-            return slug
-    return wanted
 
 
 def letter_fields(letter: Message) -> dict[str, str]:

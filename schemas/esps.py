@@ -18,6 +18,15 @@ ESP_NAMES: dict[str, str] = {
 }
 ESP_SLUGS = tuple(ESP_NAMES)
 
+
+def esp_slug(name: str) -> str:
+    """The URL slug of an ESP given by slug or anymail name, any case ("Postmark", "amazon_ses"); ValueError if none."""
+    wanted = name.strip().lower()
+    for slug, esp_name in ESP_NAMES.items():
+        if wanted in (slug, esp_name.lower()):
+            return slug
+    raise ValueError(f"unknown ESP {name!r}: one of {', '.join(ESP_NAMES)}")
+
 # URL slug -> django-anymail's tracking webhook view (a dotted path: anymail is never imported here).
 ANYMAIL_VIEWS: dict[str, str] = {
     "amazon_ses": "anymail.webhooks.amazon_ses.AmazonSESTrackingWebhookView",

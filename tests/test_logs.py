@@ -90,16 +90,13 @@ def test_a_refused_request_is_logged_with_its_request_id(stack: Stack) -> None:
     assert (line["status"], line["reason"], line["body_bytes"]) == (401, "auth", None)
 
 
-def test_a_proxys_request_id_is_kept_only_when_it_is_a_plain_token(stack: Stack) -> None:
-    body = postmark_delivery(f"proxied-{uuid.uuid4().hex}")
-    given = f"lb-{uuid.uuid4()}"
-    response = stack.post("postmark", body, headers={"Content-Type": "application/json", "X-Request-Id": given})
-    assert response.headers["X-Request-Id"] == given
-    assert raw_header(stack, body, "request-id") == given
-
-    for odd in ("short", "has spaces in it", "x" * 129, "../../etc/passwd", "quote\"d-value-here"):
-        response = stack.post("postmark", b"{}", headers={"Content-Type": "application/json", "X-Request-Id": odd})
-        assert HEX_ID.fullmatch(response.headers["X-Request-Id"]), odd
+def test_a_clients_request_id_is_never_taken(stack: Stack) -> None:
+    # Anyone could send another webhook's id and muddle what operators follow through logs and provenance.
+    body = postmark_delivery(f"claimed-{uuid.uuid4().hex}")
+    claimed = f"lb-{uuid.uuid4()}"
+    response = stack.post("postmark", body, headers={"Content-Type": "application/json", "X-Request-Id": claimed})
+    assert HEX_ID.fullmatch(response.headers["X-Request-Id"])
+    assert raw_header(stack, body, "request-id") == response.headers["X-Request-Id"] != claimed
 
 
 def test_the_normalizers_dead_letter_line_carries_the_request_id(stack: Stack) -> None:

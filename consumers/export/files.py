@@ -8,9 +8,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import fastavro
 from fastavro.write import Writer
 
 from .dates import FRAMING_BYTES, WriterSchema
+from .errors import ExportError
 
 # deflate is one of the two codecs the Avro specification requires of every
 # implementation (with null): fastavro, pandas through fastavro, Spark, DuckDB and
@@ -112,6 +114,15 @@ class _OutputFile:
         os.fsync(self._file.fileno())
         self._file.close()
         path = self.directory / file_name(self.topic, self.partition, self.first_offset, self.last_offset, self.schema_id)
+        if path.exists() and _contents(path) != _contents(self.temp_path):
+            # Same name, other records: the topic's offsets restarted since that export. Its
+            # records may be on no broker any more; replacing the file would lose them.
+            self.temp_path.unlink(missing_ok=True)
+            raise ExportError(
+                f"{path} holds other records than offsets {self.first_offset}-{self.last_offset} of {self.topic}"
+                f" partition {self.partition} now do (did the topic's offsets restart?); it was left as it is:"
+                " export into another directory, or move it away"
+            )
         os.replace(self.temp_path, path)  # atomic: readers see the old file or the whole new one
         _fsync_directory(self.directory)  # the rename itself survives a crash
         return WrittenFile(path, self.date, self.partition, self.first_offset, self.last_offset, self.schema_id,
@@ -120,6 +131,22 @@ class _OutputFile:
     def discard(self) -> None:
         self._file.close()
         self.temp_path.unlink(missing_ok=True)
+
+
+def _contents(path: Path) -> tuple[str, bytes] | None:
+    """A container file's writer schema and a digest of its records' encodings; None if it is no container file.
+
+    The same records give the same value whatever the compression level or block sizes.
+    """
+    digest = hashlib.blake2b(digest_size=32)
+    try:
+        with open(path, "rb") as file:
+            blocks = fastavro.block_reader(file)
+            for block in blocks:
+                digest.update(block.bytes_.getvalue())
+            return str(blocks.metadata.get("avro.schema")), digest.digest()
+    except (OSError, ValueError, EOFError):  # unreadable or cut short: nothing to match
+        return None
 
 
 def _fsync_directory(directory: Path) -> None:
