@@ -266,21 +266,17 @@ MOVES = {
         "Consumer runner: the plain loop fetches 500 records per `consume()` call and decodes them in one thread. "
         "The runner polls one record per `poll()` call, records it in its in-flight bookkeeping, and hands each "
         "event through a queue to a lane thread that calls the receivers and marks it finished: two thread "
-        "hand-offs under the GIL per event (the CPU-per-event column shows the cost). It also pauses its "
-        "partitions when 500 events are read ahead and resumes at 250, and with the embedded broker a resumed "
-        "fetch is answered late (see the notes below). Batching the polling thread "
+        "hand-offs under the GIL per event (the CPU-per-event column shows the cost). Batching the polling thread "
         "(`consume(n)`), handing lanes lists of events, and with concurrency 1 calling receivers in the polling "
         "thread would move it."
     ),
     "e2e": (
-        "End-to-end latency: two consuming hops (normalizer, consumer) each wait for a fetch; the embedded broker "
-        "answers a waiting fetch up to about half of librdkafka's `fetch.wait.max.ms` (500 ms) after a record "
-        "arrived rather than at once, and lowering it to ~100 ms (`ESPSTREAM_KAFKA_CONFIG`) cut the p50 by about half a second in development runs "
-        "(see \"End-to-end latency: where the time goes\" below); a Kafka broker answers a fetch when data is "
-        "there. The normalizer's `consume(batch_size, timeout=0.5)` adds up to half a second more below ~1,000 "
-        "webhooks/s per process. What remains is the gateway's answer time on two cores shared by broker, registry, "
-        "gateway, normalizer, consumer and client: more cores. A rate the stack cannot take is queueing: more "
-        "gateway and normalizer processes, on more cores."
+        "End-to-end latency: at a rate the stack takes, the consuming hops (normalizer, consumer) each wait for a "
+        "fetch (the embedded broker answers a waiting fetch late, by up to `fetch.wait.max.ms`, 25 ms in espstream) "
+        "and the normalizer for its batch to fill (`ESPSTREAM_NORMALIZER_BATCH_WAIT_MS`, 20 ms); see \"End-to-end "
+        "latency: where the time goes\" below. A rate the stack cannot take is queueing: on two cores shared by "
+        "broker, registry, gateway, normalizer, consumer and load generator the whole stack takes about 2,600 "
+        "webhooks/s; 5,000/s needs more gateway and normalizer processes, on more cores."
     ),
     "load": (
         "Gateway at saturation: an answer other than 200/503 or a socket error is a bug to chase in the gateway's "
