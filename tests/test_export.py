@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from consumers.export import Exporter, Summary, UndecodableRecord, date_reader
+from consumers.export import Exporter, ExportError, Summary, UndecodableRecord, date_reader
 from espstream.times import parse_time
 from espstream import __version__
 from espstream.embedded import EmbeddedBroker
@@ -231,11 +231,20 @@ def test_the_time_range_selects_by_record_time_and_late_events_get_new_files(env
     assert again.returncode == 0, again.stderr
     assert {path: path.read_bytes() for path in avro_files(out)} == contents
 
-    # A range holding both: its files replace theirs; every event once.
+    # A range holding both: the earlier files stay as they were, those it did not rewrite listed in a warning.
     everything = export(env, out, start=ten, end=noon + timedelta(hours=1))
+    ours = {w.path for w in everything.files}
+    assert sorted(e.dedupe_id for path in ours for e in file_events(path)) == sorted(
+        e.dedupe_id for e in first + second + third)
+    assert {path: path.read_bytes() for path in contents} == contents
+    assert everything.overlapping and everything.overlapping == sorted(set(contents) - ours)
+    report = "\n".join(everything.lines())
+    assert "keep ranges consecutive, or delete the older files" in report
+    assert all(f"  {path}" in report for path in everything.overlapping)
+    # Deleting the older files, as the warning says, leaves every event once.
+    for path in everything.overlapping:
+        path.unlink()
     assert sorted(e.dedupe_id for e in exported(out)) == sorted(e.dedupe_id for e in first + second + third)
-    assert everything.replaced and set(everything.replaced) == set(contents) - set(avro_files(out))
-    assert sorted(w.path for w in everything.files) == avro_files(out)
 
 
 def test_without_to_it_reads_to_the_end_of_each_partition(
@@ -292,6 +301,52 @@ def test_verify_decodes_each_record_whole(env: dict[str, str], tmp_path: Path) -
     with pytest.raises(UndecodableRecord) as raised:
         export(env, tmp_path / "broken", verify=True)
     assert raised.value.offset == 3
+
+
+def test_a_skipped_record_does_not_remove_the_earlier_file_that_holds_it(env: dict[str, str], tmp_path: Path) -> None:
+    events = [e for e in fixture_events() if e.timestamp is not None][:3]
+    for event in events:
+        event.timestamp = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    produce(env, events[:2])
+    # Its date readable, the rest cut short: exported without --verify, undecodable with it.
+    [cut_short] = produce_values_of(env, events[2:])
+    produce_values(env, [(None, cut_short[:-20])])
+    out = tmp_path / "export"
+    [earlier] = [w.path for w in export(env, out).files]
+    assert earlier.name.endswith("-p0-0-2-schema" + earlier.name.rsplit("schema", 1)[1])
+    content = earlier.read_bytes()
+
+    skipping = export(env, out, verify=True, skip_undecodable=True)
+
+    assert len(skipping.skipped) == 1 and skipping.events == 2
+    assert earlier.read_bytes() == content  # the undecodable record is still in the file of the first export
+    assert skipping.overlapping == [earlier]
+    assert set(avro_files(out)) == {earlier, *(w.path for w in skipping.files)}
+
+
+def test_a_file_of_the_same_name_with_other_records_is_never_replaced(
+    broker: EmbeddedBroker, registry_url: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    events = [e for e in fixture_events() if e.timestamp is not None][:4]
+    for event in events:
+        event.timestamp = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    produce(env, events[:2])
+    out = tmp_path / "export"
+    [ours] = [w.path for w in export(env, out).files]
+    # The same records at another compression level are the same file's records: rewritten.
+    assert [w.path for w in export(env, out, compression_level=9).files] == [ours]
+    assert file_events(ours) == events[:2]
+    # What an export made before the topic's offsets restarted: other records at the same offsets.
+    before = fresh_settings(broker.bootstrap_servers, registry_url, partitions=1)
+    produce(before, events[2:])
+    [theirs] = [w.path for w in export(before, tmp_path / "before").files]
+    ours.write_bytes(theirs.read_bytes())
+
+    with pytest.raises(ExportError, match="holds other records than offsets 0-1 .* it was left as it is"):
+        export(env, out)
+
+    assert avro_files(out) == [ours] and ours.read_bytes() == theirs.read_bytes()
+    assert [p for p in out.rglob("*") if p.is_file()] == [ours]  # no temporary file left behind
 
 
 def test_events_of_another_writer_schema_go_to_files_of_their_own(env: dict[str, str], tmp_path: Path) -> None:

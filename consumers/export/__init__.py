@@ -23,9 +23,12 @@ Files. Avro Object Container Files with the records' writer schema (as the
 registry has it for their schema id: a file never mixes two) and the deflate
 codec, written under a hidden temporary name and renamed once complete, so a
 reader never sees half a file. Their bytes depend only on the records read, so
-re-running an export writes the same files under the same names; files of
-earlier exports whose offsets lie wholly inside what a run read are removed,
-so exporting an extended range again replaces rather than duplicates.
+re-running an export writes the same files under the same names. No export
+deletes a file: files of earlier exports that overlap the offsets a run read are
+left in place and listed in a warning (keep ranges consecutive, or delete the
+older files), and a file of the same name holding other records (the topic's
+offsets restarted) stops the export rather than being replaced. The exporter
+module says why.
 
 Speed. Records are not decoded and re-encoded: a normalized record's value is
 the Confluent framing (magic byte, schema id) followed by the event's Avro

@@ -1,4 +1,19 @@
-"""Reading the normalized topic over a range of record times into container files."""
+"""Reading the normalized topic over a range of record times into container files.
+
+An export never deletes a file of an earlier export. Re-running the same range
+rewrites files of the same names with the same records (a file of the same name
+holding other records stops the export: see ``files``). Earlier files whose
+offsets overlap what a run read are left in place and listed in a warning: the
+offsets alone do not prove their records were read again. A skipped undecodable
+record still widens the span read, and offsets restart when a topic is deleted
+and recreated, a cluster is migrated or the memory-only embedded broker restarts,
+so an earlier file inside the span may hold records this run never wrote.
+Deleting only files whose records were proven rewritten (a fingerprint of their
+first and last records in their metadata, compared with what the run read there,
+and no skip in their partition) would have to reason about files split by date,
+schema and size; keeping every file and asking for consecutive ranges is simpler
+and cannot lose history.
+"""
 
 import logging
 import time
@@ -50,7 +65,8 @@ class Summary:
     start: datetime | None
     end: datetime
     files: list[WrittenFile] = field(default_factory=list)
-    replaced: list[Path] = field(default_factory=list)
+    # Earlier exports' files within the offsets read: left in place, their events possibly in two files.
+    overlapping: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # undecodable records, with skip_undecodable
 
     @property
@@ -79,8 +95,11 @@ class Summary:
         ]
         for event_date, totals in self.dates.items():
             lines.append(f"  date={event_date}  {totals.events} events  {totals.files} files  {totals.bytes} bytes")
-        if self.replaced:
-            lines.append(f"replaced {len(self.replaced)} files of earlier exports of these offsets")
+        if self.overlapping:
+            lines.append(f"warning: {len(self.overlapping)} files of earlier exports overlap the offsets this export read;"
+                         " they were left in place, so events in both are now in two files"
+                         " (keep ranges consecutive, or delete the older files):")
+            lines.extend(f"  {path}" for path in self.overlapping)
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} undecodable records")
         return lines
@@ -153,7 +172,7 @@ class Exporter:
             consumer.close()
         for partition in partitions.values():
             summary.files.extend(partition.written)
-        summary.replaced = self._remove_replaced(partitions.values())
+        summary.overlapping = self._overlapping(partitions.values())
         return summary
 
     def _start_offsets(self, consumer: Consumer) -> dict[int, int]:
@@ -246,23 +265,20 @@ class Exporter:
         del reading[partition.partition]
         consumer.pause([TopicPartition(partition.topic, partition.partition)])
 
-    def _remove_replaced(self, partitions: Any) -> list[Path]:
-        """Remove earlier exports' files of this topic whose offsets lie within what this run read."""
+    def _overlapping(self, partitions: Any) -> list[Path]:
+        """Earlier exports' files of this topic whose offsets overlap what this run read; never removed."""
         ranges = {p.partition: (p.first_read, p.last_read) for p in partitions if p.first_read is not None}
         ours = {written.path for p in partitions for written in p.written}
-        replaced = []
+        overlapping = []
         for path in sorted(self.out_dir.glob("date=*/*.avro")):
             match = FILE_NAME.match(path.name)
             if match is None or match["topic"] != self.topic or path in ours:
                 continue
             covered = ranges.get(int(match["partition"]))
-            if covered is None:
-                continue
-            first, last = int(match["first"]), int(match["last"])
-            if covered[0] <= first and last <= covered[1]:
-                path.unlink(missing_ok=True)
-                replaced.append(path)
-            elif first <= covered[1] and covered[0] <= last:
-                log.warning("%s overlaps the offsets this export read only in part: its records there are now in two files", path)
-        return replaced
-
+            if covered is not None and int(match["first"]) <= covered[1] and covered[0] <= int(match["last"]):
+                overlapping.append(path)
+        if overlapping:
+            log.warning("left in place %d files of earlier exports that overlap the offsets read"
+                        " (keep ranges consecutive, or delete the older files): %s",
+                        len(overlapping), ", ".join(map(str, overlapping)))
+        return overlapping
