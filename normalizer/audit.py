@@ -4,9 +4,14 @@ The outcome of a raw record is one of: its events on the normalized topic
 (found by their provenance: raw topic, partition, offset; counted by index),
 its dead letter on the dead-letter topic (found by its ``dlq-source-*``
 headers), or nothing by design: a webhook that normalizes to no event (an SNS
-subscription confirmation, an empty batch). That last one is never taken on
-trust: the record is normalized again here, with the normalizer's own code,
-and counts as empty only when that yields zero events without an error.
+subscription confirmation, an empty batch). Every raw record of the range is
+normalized again here, with the normalizer's own code: that says how many
+events it must have (all of indexes 0..n-1, so losing its last events is
+seen), and it counts as empty only when that yields zero events without an
+error. normalize() is pure, so this holds for events written by this version
+of the normalizer; events written by another version (an audit after an
+upgrade) may rightly number otherwise, and are only checked for a gap between
+index 0 and the highest found.
 
 A record dead-lettered and later normalized by a redrive has both; it counts
 as one with events (and as redriven). Repeats are counted, not missing: events
@@ -38,6 +43,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema, schemaless_reader
 
+from espstream import __version__
 from espstream.config import CommonSettings
 from schemas import raw
 from schemas.avro import registry_unreachable
@@ -67,6 +73,8 @@ class Counts:
 
     raw_records: int = 0
     with_events: int = 0
+    # Of those with events, the ones written by another normalizer version: checked for gaps, not for their number.
+    checked_by_index_only: int = 0
     events: int = 0
     dead_lettered: int = 0
     # Dead-lettered, then normalized by `espstream dlq redrive`: counted with events, not dead-lettered.
@@ -122,6 +130,23 @@ class _RawRecord:
     esp: str | None
     request_id: str | None
     received_at: str | None
+    expected: int | str  # how many events normalizing it gives now, or why it fails
+
+
+@dataclass(slots=True)
+class _Events:
+    """The event indexes found for one raw record, per normalizer version that wrote them."""
+
+    versions: dict[str, Counter[int]] = field(default_factory=dict)
+
+    def add(self, version: str, index: int) -> None:
+        self.versions.setdefault(version, Counter())[index] += 1
+
+    def indexes(self) -> Counter[int]:
+        found: Counter[int] = Counter()
+        for indexes in self.versions.values():
+            found.update(indexes)
+        return found
 
 
 def audit(
@@ -141,14 +166,12 @@ def audit(
         outcomes_from = start - CLOCK_SKEW if start else None
         events = _event_counts(consumer, settings, records.keys(), outcomes_from, report)
         letters = _dead_letter_counts(consumer, settings.dlq_topic, records.keys(), outcomes_from)
-        unsettled = [key for key in records if key not in letters and not _complete(events.get(key))]
-        expected = _expected_events(consumer, settings.raw_topic, unsettled)
     finally:
         consumer.close()
     committed = _committed(settings, {partition for _, partition, _ in records})
     for key, record in sorted(records.items()):
         counts = report.esps.setdefault(record.esp or "", Counts())
-        _tally(key, record, events.get(key), letters.get(key, 0), expected.get(key), committed, counts, report, examples)
+        _tally(key, record, events.get(key), letters.get(key, 0), committed, counts, report, examples)
     for counts in report.esps.values():
         report.totals.add(counts)
     return report
@@ -157,9 +180,8 @@ def audit(
 def _tally(
     key: RawId,
     record: _RawRecord,
-    indexes: Counter[int] | None,
+    found: _Events | None,
     letters: int,
-    expected: int | str | None,
     committed: dict[int, int],
     counts: Counts,
     report: AuditReport,
@@ -167,11 +189,15 @@ def _tally(
 ) -> None:
     counts.raw_records += 1
     counts.duplicate_dead_letters += max(letters - 1, 0)
+    indexes = found.indexes() if found else None
+    expected = record.expected
     if indexes:
         counts.events += len(indexes)
         counts.duplicate_events += sum(indexes.values()) - len(indexes)
-    if _complete(indexes):
+    complete = _complete(found, expected)
+    if complete:
         counts.with_events += 1
+        counts.checked_by_index_only += complete == _BY_INDEX
         counts.redriven += bool(letters)
     elif letters:
         # The dead letter is the outcome, even if some of the record's events went out before the failure.
@@ -185,38 +211,35 @@ def _tally(
         counts.missing += 1
         counts.missing_committed += lost
         if len(report.examples) < examples:
-            found = f"; found only indexes {sorted(indexes)}" if indexes else ""
+            partial = f"; found only indexes {sorted(indexes)}" if indexes else ""
             description = f"normalizes to {expected} event(s)" if isinstance(expected, int) else str(expected)
             report.examples.append(
-                Missing(partition, offset, record.esp or "", record.request_id, record.received_at, lost, description + found)
+                Missing(partition, offset, record.esp or "", record.request_id, record.received_at, lost, description + partial)
             )
 
 
-def _complete(indexes: Counter[int] | None) -> bool:
-    """Events were found for the record, with no index missing between 0 and the highest found."""
-    return bool(indexes) and len(indexes) == max(indexes) + 1  # type: ignore[arg-type]
+_BY_COUNT = "by count"
+_BY_INDEX = "by index"
 
 
-def _expected_events(consumer: Consumer, topic: str, keys: list[RawId]) -> dict[RawId, int | str]:
-    """Per raw record, how many events normalizing it gives now, or why it fails.
+def _complete(found: _Events | None, expected: int | str) -> str | None:
+    """How the record's events were found complete (None: they were not).
 
-    The records are read again (only the stretch of each partition that holds
-    them) and go through the normalizer's own first stage.
+    Events of this normalizer version must hold every index below the number
+    normalizing the record gives now. Another version may rightly give another
+    number: its events need only have no index missing between 0 and the
+    highest found. Either suffices, so a replay under way does not hide the
+    complete outcome an earlier version wrote.
     """
-    if not keys:
-        return {}
-    wanted = set(keys)
-    starts: dict[int, int] = {}
-    ends: dict[int, int] = {}
-    for _, partition, offset in keys:
-        starts[partition] = min(starts.get(partition, offset), offset)
-        ends[partition] = max(ends.get(partition, offset + 1), offset + 1)
-    expected: dict[RawId, int | str] = {}
-    for message in _read(consumer, topic, starts, lambda message: message.offset() >= ends[message.partition()]):
-        key = (topic, message.partition(), message.offset())
-        if key in wanted:
-            expected[key] = _normalized_count(message)
-    return expected
+    if not found:
+        return None
+    ours = found.versions.get(__version__)
+    if ours and isinstance(expected, int) and all(index in ours for index in range(expected)):
+        return _BY_COUNT
+    others = [indexes for version, indexes in found.versions.items() if version != __version__]
+    if any(len(indexes) == max(indexes) + 1 for indexes in others):
+        return _BY_INDEX
+    return None
 
 
 def _normalized_count(message: Message) -> int | str:
@@ -315,7 +338,8 @@ def _raw_records(consumer: Consumer, topic: str, start: datetime | None, end: da
             continue
         known = {name: value for name, value in message.headers() or () if name in _RAW_HEADERS and value is not None}
         records[(topic, message.partition(), message.offset())] = _RawRecord(
-            *(known[name].decode("utf-8", "replace") if name in known else None for name in (raw.ESP, raw.REQUEST_ID, raw.RECEIVED_AT))
+            *(known[name].decode("utf-8", "replace") if name in known else None for name in (raw.ESP, raw.REQUEST_ID, raw.RECEIVED_AT)),
+            expected=_normalized_count(message),
         )
     return records
 
@@ -338,7 +362,7 @@ class _ProvenanceReader:
         self.registry = registry
         self._schemas: dict[int, Any] = {}
 
-    def __call__(self, value: bytes | None) -> EventId | None:
+    def __call__(self, value: bytes | None) -> tuple[EventId, str] | None:
         if not value or len(value) < 5 or value[0] != 0:
             return None
         schema_id = int.from_bytes(value[1:5], "big")
@@ -349,16 +373,17 @@ class _ProvenanceReader:
         provenance = record.get("provenance") if isinstance(record, dict) else None
         if not provenance:
             return None
-        return provenance["topic"], provenance["partition"], provenance["offset"], provenance["index"]
+        event_id = provenance["topic"], provenance["partition"], provenance["offset"], provenance["index"]
+        return event_id, provenance.get("normalizer_version") or ""
 
 
 def _event_counts(
     consumer: Consumer, settings: CommonSettings, wanted: Any, since: datetime | None, report: AuditReport
-) -> dict[RawId, Counter[int]]:
-    """Per raw record of ``wanted``, how many times each event index is on the normalized topic."""
+) -> dict[RawId, _Events]:
+    """Per raw record of ``wanted``, how many times each event index is on the normalized topic, per normalizer version."""
     topic = settings.normalized_topic
     provenance_of = _ProvenanceReader(SchemaRegistryClient(settings.registry()))
-    counts: dict[RawId, Counter[int]] = {}
+    counts: dict[RawId, _Events] = {}
     partitions = _partitions(consumer, topic)
     for message in _read(consumer, topic, _offsets_at(consumer, topic, partitions, since, OFFSET_BEGINNING)):
         try:
@@ -370,9 +395,10 @@ def _event_counts(
         if found is None:
             report.unreadable_events += 1
             continue
-        key = found[:3]
+        (raw_topic, partition, offset, index), version = found
+        key = (raw_topic, partition, offset)
         if key in wanted:
-            counts.setdefault(key, Counter())[found[3]] += 1
+            counts.setdefault(key, _Events()).add(version, index)
     return counts
 
 
@@ -444,6 +470,11 @@ def render(report: AuditReport) -> str:
                 f"  {example.partition}:{example.offset}  request {example.request_id}  {example.esp}  "
                 f"received {example.received_at}: {example.expected}  ({state})"
             )
+    if report.totals.checked_by_index_only:
+        lines.append(
+            f"\n{report.totals.checked_by_index_only} record(s) with events checked by index only: other normalizer version "
+            f"(not {__version__}), so only checked for no index missing between 0 and the highest found"
+        )
     if report.unreadable_events:
         lines.append(f"\n{report.unreadable_events} record(s) on {report.normalized_topic} without a readable provenance (ignored)")
     lines.append("")

@@ -1,13 +1,15 @@
 """``espstream audit`` against a real broker and a real normalizer: what it counts, what it calls missing."""
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from espstream import __version__
 from espstream.embedded import EmbeddedBroker
 from espstream.topics import ensure_topics
 from espstream.times import parse_time
@@ -15,6 +17,8 @@ from normalizer.audit import audit
 from normalizer.errors import MalformedPayload
 from normalizer.records import dead_letter_headers
 from normalizer.settings import NormalizerSettings
+from schemas import TrackingEvent
+from schemas.avro import EventDeserializer, EventSerializer
 from tests.conftest import settings_from_env
 from tests.faults.helpers import (
     committed_total,
@@ -64,6 +68,21 @@ def audited_ok(env: dict[str, str], *args: str) -> dict:
     status, _, report = run_audit(env, *args, "--json")
     assert status == 0
     return report
+
+
+def copy_normalized(normalized: Normalized, change: Callable[[TrackingEvent], TrackingEvent | None]) -> dict[str, str]:
+    """The same pipeline with a normalized topic of its own: every event copied through ``change`` (None: left out)."""
+    env = {**normalized.env, "ESPSTREAM_NORMALIZED_TOPIC": f"{normalized.env['ESPSTREAM_NORMALIZED_TOPIC']}.{uuid.uuid4().hex[:6]}"}
+    ensure_topics(settings_from_env(env))
+    registry = SchemaRegistryClient(settings_from_env(env).registry())
+    decode, encode = EventDeserializer(registry), EventSerializer(registry, env["ESPSTREAM_NORMALIZED_TOPIC"])
+    producer = Producer({"bootstrap.servers": normalized.bootstrap_servers})
+    for message in read_topic(normalized.bootstrap_servers, normalized.env["ESPSTREAM_NORMALIZED_TOPIC"]):
+        event = change(decode(message.value(), message.topic()))
+        if event is not None:
+            producer.produce(env["ESPSTREAM_NORMALIZED_TOPIC"], encode(event), key=message.key())
+    assert producer.flush(30) == 0
+    return env
 
 
 def test_a_healthy_run_accounts_for_every_raw_record(normalized: Normalized) -> None:
@@ -193,3 +212,78 @@ def test_raw_records_nobody_normalized_are_all_missing(broker: EmbeddedBroker, r
 
     everything = audit(NormalizerSettings(**settings_from_env(env).model_dump()))  # no range: every record
     assert (everything.ok, everything.totals.raw_records, everything.totals.missing) == (False, 6, 5)
+
+
+def test_a_batch_whose_last_event_is_gone_is_missing(normalized: Normalized) -> None:
+    timestamp, span = window(6)
+    [batch, single] = produce_raw(
+        normalized.bootstrap_servers,
+        normalized.env["ESPSTREAM_RAW_TOPIC"],
+        [("sendgrid", sendgrid_batch(3), JSON, None), ("postmark", postmark_delivery(str(uuid.uuid4())), JSON, None)],
+        timestamp,
+    )
+    audited_ok(normalized.env, *span)
+
+    def without_the_last_of_the_batch(event: TrackingEvent) -> TrackingEvent | None:
+        source = event.provenance
+        return None if (source.partition, source.offset, source.index) == (batch.partition, batch.offset, 2) else event
+
+    env = copy_normalized(normalized, without_the_last_of_the_batch)
+
+    status, _, report = run_audit(env, *span, "--json")
+    assert status == 1
+    assert report["ok"] is False
+    totals = report["totals"]
+    assert (totals["raw_records"], totals["with_events"], totals["events"]) == (2, 1, 3)
+    assert (totals["missing"], totals["missing_committed"], totals["checked_by_index_only"]) == (1, 1, 0)
+    [example] = report["examples"]
+    assert (example["partition"], example["offset"], example["request_id"]) == (batch.partition, batch.offset, batch.request_id)
+    assert example["expected"] == "normalizes to 3 event(s); found only indexes [0, 1]"
+
+    status, text, _ = run_audit(env, *span)
+    assert status == 1
+    assert "MISSING: 1 of 2 raw records have no outcome (1 of them committed by the normalizer)" in text
+    assert f"{batch.partition}:{batch.offset}  request {batch.request_id}" in text
+    assert f"request {single.request_id}" not in text
+
+
+def test_events_of_another_normalizer_version_are_checked_by_index_only(normalized: Normalized) -> None:
+    timestamp, span = window(8)
+    [batch, gapped, current] = produce_raw(
+        normalized.bootstrap_servers,
+        normalized.env["ESPSTREAM_RAW_TOPIC"],
+        [("sendgrid", sendgrid_batch(3), JSON, None) for _ in range(3)],
+        timestamp,
+    )
+    audited_ok(normalized.env, *span)
+
+    # As an older normalizer might have written them: two events for the batch (it gives three now),
+    # and for another batch events 1 and 2 without 0. The third batch keeps this version's events.
+    def as_an_older_version(event: TrackingEvent) -> TrackingEvent | None:
+        source = event.provenance
+        record = (source.partition, source.offset)
+        if record == (batch.partition, batch.offset):
+            if source.index == 2:
+                return None
+        elif record == (gapped.partition, gapped.offset):
+            if source.index == 0:
+                return None
+        else:
+            return event
+        source.normalizer_version = "0.0.1-older"
+        return event
+
+    env = copy_normalized(normalized, as_an_older_version)
+
+    status, _, report = run_audit(env, *span, "--json")
+    assert status == 1  # the gap is still seen
+    totals = report["totals"]
+    assert (totals["raw_records"], totals["with_events"], totals["checked_by_index_only"], totals["missing"]) == (3, 2, 1, 1)
+    [example] = report["examples"]
+    assert (example["partition"], example["offset"]) == (gapped.partition, gapped.offset)
+    assert example["expected"] == "normalizes to 3 event(s); found only indexes [1, 2]"
+
+    status, text, _ = run_audit(env, *span)
+    assert status == 1
+    assert f"1 record(s) with events checked by index only: other normalizer version (not {__version__})" in text
+    assert f"request {current.request_id}" not in text and f"request {batch.request_id}" not in text
