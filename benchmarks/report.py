@@ -271,10 +271,13 @@ MOVES = {
         "thread would move it."
     ),
     "e2e": (
-        "End-to-end latency: at a rate the stack takes, the consuming hops (normalizer, consumer) each wait for a "
-        "fetch (the embedded broker answers a waiting fetch late, by up to `fetch.wait.max.ms`, 25 ms in espstream) "
-        "and the normalizer for its batch to fill (`ESPSTREAM_NORMALIZER_BATCH_WAIT_MS`, 20 ms); see \"End-to-end "
-        "latency: where the time goes\" below. A rate the stack cannot take is queueing: on two cores shared by "
+        "End-to-end latency: at a rate the stack takes, the gateway's own answer (the HTTP p99 column of the "
+        "details below: its wait for the broker's acknowledgement, on two cores shared with every other process) "
+        "is one share; the consuming hops (normalizer, consumer) each wait for a fetch (the embedded broker "
+        "answers a waiting fetch late, by up to `fetch.wait.max.ms`, 25 ms in espstream) and the normalizer for "
+        "its batch to fill (`ESPSTREAM_NORMALIZER_BATCH_WAIT_MS`, 20 ms); see \"End-to-end latency: where the time "
+        "goes\" below. This p99 varies from run to run on this machine (88 ms in one full run, 137-212 ms in "
+        "others at the same code). A rate the stack cannot take is queueing: on two cores shared by "
         "broker, registry, gateway, normalizer, consumer and load generator the whole stack takes about 2,600 "
         "webhooks/s; 5,000/s needs more gateway and normalizer processes, on more cores."
     ),
