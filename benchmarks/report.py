@@ -278,7 +278,7 @@ MOVES = {
         "its batch to fill (`ESPSTREAM_NORMALIZER_BATCH_WAIT_MS`, 20 ms); see \"End-to-end latency: where the time "
         "goes\" below. This p99 varies from run to run on this machine (88 ms in one full run, 137-212 ms in "
         "others at the same code). A rate the stack cannot take is queueing: on two cores shared by "
-        "broker, registry, gateway, normalizer, consumer and load generator the whole stack takes about 2,600 "
+        "broker, registry, gateway, normalizer, consumer and load generator the whole stack takes about 1,700-2,600 "
         "webhooks/s; 5,000/s needs more gateway and normalizer processes, on more cores."
     ),
     "load": (
