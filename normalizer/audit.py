@@ -413,26 +413,17 @@ def _dead_letter_counts(consumer: Consumer, topic: str, wanted: Any, since: date
     failures: dict[RawId, set[bytes]] = {}
     partitions = _partitions(consumer, topic)
     for message in _read(consumer, topic, _offsets_at(consumer, topic, partitions, since, OFFSET_BEGINNING)):
+        key = raw.dead_letter_source(message.headers())
+        if key is None or key not in wanted:
+            continue
         headers = {name: value for name, value in message.headers() or () if name in _LETTER_HEADERS}
-        try:
-            key = (
-                headers[raw.DLQ_SOURCE_TOPIC].decode(),
-                int(headers[raw.DLQ_SOURCE_PARTITION]),
-                int(headers[raw.DLQ_SOURCE_OFFSET]),
-            )
-        except (KeyError, ValueError, AttributeError):
-            continue
-        if key not in wanted:
-            continue
         seen = failures.setdefault(key, set())
         if raw.DLQ_ATTEMPTS not in headers:
             seen.add(headers.get(raw.DLQ_FAILED_AT) or b"")
     return Counter({key: max(len(times), 1) for key, times in failures.items()})
 
 
-_LETTER_HEADERS = frozenset(
-    {raw.DLQ_SOURCE_TOPIC, raw.DLQ_SOURCE_PARTITION, raw.DLQ_SOURCE_OFFSET, raw.DLQ_FAILED_AT, raw.DLQ_ATTEMPTS}
-)
+_LETTER_HEADERS = frozenset({raw.DLQ_FAILED_AT, raw.DLQ_ATTEMPTS})
 
 
 def _committed(settings: NormalizerSettings, partitions: set[int]) -> dict[int, int]:

@@ -240,12 +240,12 @@ class Diff:
         letters: dict[Position, str] = {}
         while reader is not None and not reader.finished:
             for message in reader.batch(BATCH):
-                headers = {name: (value or b"").decode("utf-8", "replace") for name, value in message.headers() or ()}
-                try:
-                    partition, offset = int(headers[raw.DLQ_SOURCE_PARTITION]), int(headers[raw.DLQ_SOURCE_OFFSET])
-                except (KeyError, ValueError):
+                source = raw.dead_letter_source(message.headers())
+                if source is None:
                     continue
-                if headers.get(raw.DLQ_SOURCE_TOPIC) == self.raw_topic and _within(bounds, partition, offset):
+                topic, partition, offset = source
+                headers = {name: (value or b"").decode("utf-8", "replace") for name, value in message.headers() or ()}
+                if topic == self.raw_topic and _within(bounds, partition, offset):
                     letters[(partition, offset)] = (
                         f"{headers.get(raw.DLQ_ERROR_CLASS, '')}: {headers.get(raw.DLQ_ERROR_MESSAGE, '')}"
                     )

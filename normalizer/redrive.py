@@ -64,13 +64,9 @@ class SourceRecord:
     def __init__(self, letter: Message):
         self._letter = letter
         self._headers = [(name, value) for name, value in letter.headers() or () if not name.startswith(DLQ_PREFIX)]
-        topic = header_text(letter, raw.DLQ_SOURCE_TOPIC)
-        partition = header_text(letter, raw.DLQ_SOURCE_PARTITION)
-        offset = header_text(letter, raw.DLQ_SOURCE_OFFSET)
-        if topic is not None and partition is not None and offset is not None and partition.isdigit() and offset.isdigit():
-            self._topic, self._partition, self._offset = topic, int(partition), int(offset)
-        else:  # not a letter the normalizer wrote: at least the position it is at
-            self._topic, self._partition, self._offset = letter.topic(), letter.partition(), letter.offset()
+        source = raw.dead_letter_source(letter.headers())
+        # Not a letter the normalizer wrote: at least the position it is at.
+        self._topic, self._partition, self._offset = source or (letter.topic(), letter.partition(), letter.offset())
 
     def value(self) -> bytes | None:
         return self._letter.value()

@@ -64,6 +64,19 @@ def dead_letter_headers(message: Message, error: BaseException, extra: Headers) 
     ]
 
 
+def dead_letter_source(headers: Headers | None) -> tuple[str, int, int] | None:
+    """The raw record a dead letter names (``dlq-source-*``, the last of each), or None if it names none."""
+    named = {name: value for name, value in headers or () if name in _SOURCE_HEADERS and value is not None}
+    try:
+        return (
+            named[DLQ_SOURCE_TOPIC].decode("utf-8", "replace"),
+            int(named[DLQ_SOURCE_PARTITION]),
+            int(named[DLQ_SOURCE_OFFSET]),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
 @dataclass(slots=True, kw_only=True)
 class RawWebhook:
     """A raw record read back: everything the normalizer may use."""
