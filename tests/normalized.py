@@ -1,7 +1,5 @@
 """Writing normalized events straight to a topic, as the normalizer would, for consumer-side tests."""
 
-import uuid
-
 from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -11,19 +9,12 @@ from espstream.config import CommonSettings
 from espstream.topics import create_missing
 from schemas import TrackingEvent
 from schemas.avro import EventSerializer
+from tests.services import own_topics
 
 
 def fresh_settings(bootstrap_servers: str, registry_url: str, partitions: int = 3) -> dict[str, str]:
     """ESPSTREAM_* variables naming topics no other test uses; the normalized topic is created."""
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    env = {
-        "ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "ESPSTREAM_SCHEMA_REGISTRY_URL": registry_url,
-        "ESPSTREAM_RAW_TOPIC": f"{prefix}.raw",
-        "ESPSTREAM_NORMALIZED_TOPIC": f"{prefix}.normalized",
-        "ESPSTREAM_DLQ_TOPIC": f"{prefix}.dlq",
-        "ESPSTREAM_TOPIC_PARTITIONS": str(partitions),
-    }
+    env = own_topics(bootstrap_servers, registry_url, partitions)
     settings = CommonSettings(kafka_bootstrap_servers=bootstrap_servers)
     create_missing(settings, [NewTopic(env["ESPSTREAM_NORMALIZED_TOPIC"], partitions, 1)])
     return env

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -54,6 +55,20 @@ class Service:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
+
+
+def own_topics(bootstrap_servers: str, registry_url: str | None = None, partitions: int = 3) -> dict[str, str]:
+    """ESPSTREAM_* settings naming topics and a normalizer group no other test uses (tests share one broker)."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    return {
+        "ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        **({"ESPSTREAM_SCHEMA_REGISTRY_URL": registry_url} if registry_url is not None else {}),
+        "ESPSTREAM_RAW_TOPIC": f"{prefix}.raw",
+        "ESPSTREAM_NORMALIZED_TOPIC": f"{prefix}.normalized",
+        "ESPSTREAM_DLQ_TOPIC": f"{prefix}.dlq",
+        "ESPSTREAM_TOPIC_PARTITIONS": str(partitions),
+        "ESPSTREAM_NORMALIZER_GROUP": f"{prefix}-normalizer",
+    }
 
 
 def eventually(check: Callable[[], T], timeout: float = 30.0, interval: float = 0.2) -> T:

@@ -30,7 +30,7 @@ from espstream.topics import ensure_topics
 from schemas import Provenance, TrackingEvent
 from schemas.avro import EventSerializer
 from tests.conftest import settings_from_env
-from tests.services import Service, eventually, read_topic
+from tests.services import Service, eventually, read_topic, own_topics
 
 PARTITIONS = 3
 
@@ -38,14 +38,8 @@ PARTITIONS = 3
 @pytest.fixture
 def env(broker: EmbeddedBroker, registry_url: str) -> dict[str, str]:
     """Settings naming this test's own topics."""
-    prefix = f"c{uuid.uuid4().hex[:8]}"
     env = {
-        "ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "ESPSTREAM_SCHEMA_REGISTRY_URL": registry_url,
-        "ESPSTREAM_RAW_TOPIC": f"{prefix}.raw",
-        "ESPSTREAM_NORMALIZED_TOPIC": f"{prefix}.normalized",
-        "ESPSTREAM_DLQ_TOPIC": f"{prefix}.dlq",
-        "ESPSTREAM_TOPIC_PARTITIONS": str(PARTITIONS),
+        **own_topics(broker.bootstrap_servers, registry_url, PARTITIONS),
         "ESPSTREAM_CONSUMER_RETRY_BACKOFF_SECONDS": "0.01",
     }
     ensure_topics(settings_from_env(env))

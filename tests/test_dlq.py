@@ -31,7 +31,7 @@ from normalizer.records import event_key
 from schemas import raw
 from schemas.avro import EventDeserializer
 from tests.conftest import settings_from_env
-from tests.services import Service, count_records, eventually, read_topic
+from tests.services import Service, count_records, eventually, read_topic, own_topics
 
 # The normalizer's body limit in these tests: its events may be 256 KiB over it (RECORD_OVERHEAD_BYTES).
 SMALL_BODY_LIMIT = 1024
@@ -40,17 +40,7 @@ BIG = "x" * 280_000  # makes an event too big for that limit, a dead letter stil
 
 @pytest.fixture
 def env(broker: EmbeddedBroker, registry_url: str) -> dict[str, str]:
-    prefix = f"d{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "ESPSTREAM_SCHEMA_REGISTRY_URL": registry_url,
-        "ESPSTREAM_RAW_TOPIC": f"{prefix}.raw",
-        "ESPSTREAM_NORMALIZED_TOPIC": f"{prefix}.normalized",
-        "ESPSTREAM_DLQ_TOPIC": f"{prefix}.dlq",
-        "ESPSTREAM_NORMALIZER_GROUP": f"{prefix}-normalizer",
-        "ESPSTREAM_TOPIC_PARTITIONS": "2",
-    }
+    env = {**os.environ, **own_topics(broker.bootstrap_servers, registry_url, partitions=2)}
     ensure_topics(settings_from_env({k: v for k, v in env.items() if k.startswith("ESPSTREAM_")}))
     return env
 

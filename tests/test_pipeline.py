@@ -23,7 +23,7 @@ from espstream.embedded import EmbeddedBroker, free_port
 from espstream.topics import ensure_topics
 from schemas import TrackingEvent
 from tests.conftest import settings_from_env
-from tests.services import Service, count_records, eventually, read_topic
+from tests.services import Service, count_records, eventually, read_topic, own_topics
 
 
 @dataclass
@@ -53,16 +53,9 @@ class Pipeline:
 
 
 def pipeline_env(bootstrap_servers: str, registry_url: str) -> dict[str, str]:
-    prefix = f"t{uuid.uuid4().hex[:8]}"
     user, password = "esp", secrets.token_urlsafe(16)
     return {
-        "ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "ESPSTREAM_SCHEMA_REGISTRY_URL": registry_url,
-        "ESPSTREAM_RAW_TOPIC": f"{prefix}.raw",
-        "ESPSTREAM_NORMALIZED_TOPIC": f"{prefix}.normalized",
-        "ESPSTREAM_DLQ_TOPIC": f"{prefix}.dlq",
-        "ESPSTREAM_TOPIC_PARTITIONS": "3",
-        "ESPSTREAM_NORMALIZER_GROUP": f"{prefix}-normalizer",
+        **own_topics(bootstrap_servers, registry_url),
         "ESPSTREAM_WEBHOOK_SECRET": f"{user}:{password}",
         "ESPSTREAM_GATEWAY_HOST": "127.0.0.1",
         "ESPSTREAM_GATEWAY_PORT": str(free_port()),

@@ -29,7 +29,7 @@ from normalizer.replay import end_group, progress_group
 from schemas import TrackingEvent, raw
 from schemas.avro import EventDeserializer
 from tests.conftest import settings_from_env
-from tests.services import Service, eventually, read_topic
+from tests.services import Service, eventually, read_topic, own_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,16 +145,7 @@ class History:
 
 
 def make_env(bootstrap_servers: str, registry_url: str) -> dict[str, str]:
-    prefix = f"r{uuid.uuid4().hex[:8]}"
-    return {
-        "ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "ESPSTREAM_SCHEMA_REGISTRY_URL": registry_url,
-        "ESPSTREAM_RAW_TOPIC": f"{prefix}.raw",
-        "ESPSTREAM_NORMALIZED_TOPIC": f"{prefix}.normalized",
-        "ESPSTREAM_DLQ_TOPIC": f"{prefix}.dlq",
-        "ESPSTREAM_TOPIC_PARTITIONS": "3",
-        "ESPSTREAM_NORMALIZER_GROUP": f"{prefix}-normalizer",
-    }
+    return own_topics(bootstrap_servers, registry_url)
 
 
 HISTORY_SIZE = 60

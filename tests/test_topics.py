@@ -7,7 +7,6 @@ a user of it sees, "not reported by the broker" included.
 
 import subprocess
 import sys
-import uuid
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
@@ -15,6 +14,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 from espstream.embedded import EmbeddedBroker
 from espstream.topics import create_missing, retained_topic
 from tests.conftest import settings_from_env
+from tests.services import own_topics
 
 FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 WEEK_MS = "604800000"
@@ -26,14 +26,7 @@ DEAD_LETTER_BYTES = "2949120"
 @pytest.fixture
 def env(broker: EmbeddedBroker) -> dict[str, str]:
     """Settings naming topics no other test uses; 3 partitions wanted."""
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    return {
-        "ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "ESPSTREAM_RAW_TOPIC": f"{prefix}.raw",
-        "ESPSTREAM_NORMALIZED_TOPIC": f"{prefix}.normalized",
-        "ESPSTREAM_DLQ_TOPIC": f"{prefix}.dlq",
-        "ESPSTREAM_TOPIC_PARTITIONS": "3",
-    }
+    return own_topics(broker.bootstrap_servers)
 
 
 @pytest.fixture

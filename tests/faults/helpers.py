@@ -20,6 +20,7 @@ from espstream.embedded import EmbeddedBroker, free_port, wait_for_port
 from espstream.topics import ensure_topics
 from schemas import raw
 from tests.conftest import settings_from_env
+from tests.services import own_topics
 
 
 @dataclass(frozen=True)
@@ -33,16 +34,7 @@ class RawWrite:
 
 def topics_env(bootstrap_servers: str, registry_url: str, partitions: int = 3) -> dict[str, str]:
     """ESPSTREAM_* settings with topics and a normalizer group of this test's own, the topics created."""
-    prefix = f"f{uuid.uuid4().hex[:8]}"
-    env = {
-        "ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "ESPSTREAM_SCHEMA_REGISTRY_URL": registry_url,
-        "ESPSTREAM_RAW_TOPIC": f"{prefix}.raw",
-        "ESPSTREAM_NORMALIZED_TOPIC": f"{prefix}.normalized",
-        "ESPSTREAM_DLQ_TOPIC": f"{prefix}.dlq",
-        "ESPSTREAM_TOPIC_PARTITIONS": str(partitions),
-        "ESPSTREAM_NORMALIZER_GROUP": f"{prefix}-normalizer",
-    }
+    env = own_topics(bootstrap_servers, registry_url, partitions)
     ensure_topics(settings_from_env(env))
     return env
 

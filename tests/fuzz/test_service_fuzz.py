@@ -30,7 +30,7 @@ from normalizer.records import RecordNormalizer
 from schemas import raw
 from schemas.avro import EventDeserializer, EventSerializer
 from tests.conftest import settings_from_env
-from tests.services import Service, eventually, read_topic
+from tests.services import Service, eventually, read_topic, own_topics
 
 from .strategies import Request, mutated_requests, random_requests
 
@@ -67,17 +67,8 @@ class Normalizer:
 
 @pytest.fixture(scope="module")
 def running(broker: EmbeddedBroker, registry_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Normalizer]:
-    prefix = f"fuzz{uuid.uuid4().hex[:8]}"
-    env = {
-        "ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "ESPSTREAM_SCHEMA_REGISTRY_URL": registry_url,
-        "ESPSTREAM_RAW_TOPIC": f"{prefix}.raw",
-        "ESPSTREAM_NORMALIZED_TOPIC": f"{prefix}.normalized",
-        "ESPSTREAM_DLQ_TOPIC": f"{prefix}.dlq",
-        # One partition: the good webhook is read after every fuzzed record.
-        "ESPSTREAM_TOPIC_PARTITIONS": "1",
-        "ESPSTREAM_NORMALIZER_GROUP": f"{prefix}-normalizer",
-    }
+    # One partition: the good webhook is read after every fuzzed record.
+    env = own_topics(broker.bootstrap_servers, registry_url, partitions=1)
     ensure_topics(settings_from_env(env))
     log: Path = tmp_path_factory.mktemp("fuzz-normalizer") / "normalizer.log"
     service = Service(["normalize"], env, log).start()
