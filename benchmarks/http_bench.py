@@ -1,4 +1,8 @@
-"""Gateway vs a bare FastAPI endpoint and vs django-anymail's own view, under the same wrk load."""
+"""The gateway vs a bare FastAPI endpoint and vs django-anymail's own view, under the same wrk load.
+
+One gateway process against the bare endpoint in one process (the gateway's own cost per request), and
+the gateway with a worker process per core against anymail under its best gunicorn set-up (the
+whole machine against the whole machine)."""
 
 import json
 import os
@@ -205,8 +209,9 @@ def measure_anymail(wrk: str, log_dir: Path) -> dict:
             server.wait()
 
 
-def measure_gateway(wrk: str, log_dir: Path) -> dict:
-    with fresh_broker(log_dir, "gateway") as (broker, broker_env):
+def measure_gateway(wrk: str, log_dir: Path, workers: int = 1) -> dict:
+    """`espstream gateway --workers N` (its CPU time summed over the worker processes)."""
+    with fresh_broker(log_dir, f"gateway-{workers}") as (broker, broker_env):
         port = free_port()
         env = {
             **broker_env,
@@ -214,7 +219,8 @@ def measure_gateway(wrk: str, log_dir: Path) -> dict:
             "ESPSTREAM_GATEWAY_HOST": HOST,
             "ESPSTREAM_GATEWAY_PORT": str(port),
         }
-        with running(Service(["gateway"], env, log_dir / "gateway.log"), port) as gateway:
+        service = Service(["gateway", "--workers", str(workers)], env, log_dir / f"gateway-{workers}.log")
+        with running(service, port) as gateway:
             wait_for_http(f"http://{HOST}:{port}/readyz", timeout=30)
             url = f"http://{HOST}:{port}{WEBHOOK_PATH}"
             result = load(wrk, write_lua(log_dir / "post.lua"), url, gateway.process.pid, log_dir / "wrk.log")
@@ -227,6 +233,7 @@ def measure_gateway(wrk: str, log_dir: Path) -> dict:
         result["raw_records"] = read_count(
             broker.bootstrap_servers, raw_topic, result["answered_200"] + CONNECTIONS, idle_seconds=2.0
         )
+    result["workers"] = workers
     return result
 
 

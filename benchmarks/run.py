@@ -15,7 +15,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+
+from espstream.stack import available_cores
 
 from . import consumer_bench, e2e_bench, http_bench, load_bench, report, stream_bench
 from .machine import describe
@@ -30,9 +33,12 @@ def progress(line: str) -> None:
 
 
 def run_gateway(args: argparse.Namespace, log_dir: Path) -> dict:
-    """Three servers under the same wrk load, interleaved per round: bare FastAPI, the gateway, anymail."""
+    """Four servers under the same wrk load, interleaved per round: bare FastAPI and one gateway process;
+    the gateway with a worker process per core and anymail under gunicorn (both using every core)."""
     wrk = http_bench.wrk_binary()
+    cores = available_cores()
     servers = (("bare", http_bench.measure_bare), ("gateway", http_bench.measure_gateway),
+               ("gateway_workers", partial(http_bench.measure_gateway, workers=cores)),
                ("anymail", http_bench.measure_anymail))
     runs: dict[str, list[dict]] = {name: [] for name, _ in servers}
     for index in range(args.rounds):
@@ -40,11 +46,16 @@ def run_gateway(args: argparse.Namespace, log_dir: Path) -> dict:
             started = time.monotonic()
             runs[name].append(measure(wrk, log_dir))
             run = runs[name][-1]
-            progress(f"  gateway round {index + 1}/{args.rounds} {name:8s} {run['requests_per_second']:9,.0f} req/s "
+            progress(f"  gateway round {index + 1}/{args.rounds} {name:15s} {run['requests_per_second']:9,.0f} req/s "
                      f"non-2xx {run['non_2xx']} ({time.monotonic() - started:.0f} s)")
-    gateway_rps = [g["requests_per_second"] for g in runs["gateway"]]
-    summary = report.summarize_pairs(gateway_rps, [b["requests_per_second"] for b in runs["bare"]])
-    summary["non_2xx"] = sum(g["non_2xx"] + g["warmup_non_2xx"] for g in runs["gateway"])
+
+    def rps(name: str) -> list[float]:
+        return [run["requests_per_second"] for run in runs[name]]
+
+    summary = report.summarize_pairs(rps("gateway"), rps("bare"))
+    anymail_summary = report.summarize_pairs(rps("gateway_workers"), rps("anymail"))
+    for part, name in ((summary, "gateway"), (anymail_summary, "gateway_workers")):
+        part["non_2xx"] = sum(g["non_2xx"] + g["warmup_non_2xx"] for g in runs[name])
     return {
         "settings": {
             "threads": http_bench.THREADS,
@@ -53,11 +64,12 @@ def run_gateway(args: argparse.Namespace, log_dir: Path) -> dict:
             "duration_seconds": http_bench.DURATION_SECONDS,
             "gunicorn": {"workers": http_bench.ANYMAIL_WORKERS, "worker_class": http_bench.ANYMAIL_WORKER_CLASS,
                          "threads": http_bench.ANYMAIL_THREADS},
+            "gateway_workers": cores,
         },
         "body_bytes": len(gateway_request_body()),
         **runs,
         "summary": summary,
-        "anymail_summary": report.summarize_pairs(gateway_rps, [a["requests_per_second"] for a in runs["anymail"]]),
+        "anymail_summary": anymail_summary,
     }
 
 

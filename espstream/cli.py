@@ -19,11 +19,10 @@ def _gateway(args: argparse.Namespace) -> int:
     from gateway.server import serve
 
     try:
-        serve()
+        return serve(workers=args.workers)
     except ConfigurationError as error:
         print(f"espstream gateway: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 def _normalize(args: argparse.Namespace) -> int:
@@ -369,7 +368,14 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("run", help="the whole stack, with an embedded broker and registry unless configured").set_defaults(func=_run)
-    commands.add_parser("gateway", help="the webhook gateway (HTTP)").set_defaults(func=_gateway)
+    gateway = commands.add_parser("gateway", help="the webhook gateway (HTTP)")
+    gateway.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="processes serving the one port, each with its own Kafka producer (default: ESPSTREAM_GATEWAY_WORKERS, 1)",
+    )
+    gateway.set_defaults(func=_gateway)
     commands.add_parser("normalize", help="the normalizer: raw topic -> normalized topic").set_defaults(func=_normalize)
     consume = commands.add_parser("consume", help="call the receivers in MODULE for every event of a consumer group")
     consume.add_argument("modules", nargs="*", metavar="MODULE", help="module(s) whose @receiver(tracking) functions to call")

@@ -87,6 +87,7 @@ def run_stack() -> int:
                 flush=True,
             )
         gateway_env.setdefault("ESPSTREAM_GATEWAY_METRICS_PORT", str(GATEWAY_METRICS_PORT))
+        gateway_env.setdefault("ESPSTREAM_GATEWAY_WORKERS", str(available_cores()))
         normalizer_env = {**env, "ESPSTREAM_NORMALIZER_METRICS_PORT": env.get("ESPSTREAM_NORMALIZER_METRICS_PORT", str(NORMALIZER_METRICS_PORT))}
         consumer_env = {**env, "ESPSTREAM_CONSUMER_METRICS_PORT": env.get("ESPSTREAM_CONSUMER_METRICS_PORT", str(DEMO_CONSUMER_METRICS_PORT))}
         children.append(Child("gateway", ["gateway"], gateway_env))
@@ -110,6 +111,14 @@ def run_stack() -> int:
         if broker is not None:
             broker.stop()
         print("espstream: stopped", flush=True)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def _metrics_urls(gateway_env: dict[str, str], normalizer_env: dict[str, str], consumer_env: dict[str, str]) -> str:

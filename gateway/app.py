@@ -17,6 +17,7 @@ log line about the request, and the answer is counted in the metrics
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
@@ -91,11 +92,19 @@ class WebhookRoute(APIRoute):
         return handle
 
 
-def create_app(
-    settings: GatewaySettings | None = None, *, fetch: Callable[[str], Awaitable[bytes]] | None = None
-) -> FastAPI:
-    """The gateway app. ``fetch`` (GET a URL, return its body) replaces the SNS verifier's HTTP client."""
-    settings = settings or GatewaySettings()
+class Protection(NamedTuple):
+    auth: BasicAuth
+    verifiers: Mapping[str, Verifier]
+    enabled: frozenset[str]
+
+
+def check_protection(
+    settings: GatewaySettings, fetch: Callable[[str], Awaitable[bytes]] | None = None, *, announce: bool = True
+) -> Protection:
+    """Each enabled ESP's checks; ConfigurationError if one is unprotected or a key is unusable.
+
+    ``announce`` logs one line per ESP saying how it is protected (once per gateway, not per worker process).
+    """
     auth = BasicAuth(settings.webhook_secret)
     try:
         verifiers = build_verifiers(settings, fetch)
@@ -103,7 +112,23 @@ def create_app(
         raise ConfigurationError(str(error)) from None
     enabled = frozenset(settings.enabled_esps)
     _refuse_unprotected(settings, auth, verifiers, enabled)
-    _log_protection(settings, auth, verifiers, enabled)
+    if announce:
+        _log_protection(settings, auth, verifiers, enabled)
+    return Protection(auth, verifiers, enabled)
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    fetch: Callable[[str], Awaitable[bytes]] | None = None,
+    announce: bool = True,
+) -> FastAPI:
+    """The gateway app. ``fetch`` (GET a URL, return its body) replaces the SNS verifier's HTTP client.
+
+    ``announce``: log how each ESP is protected (check_protection); a worker process leaves it to its parent.
+    """
+    settings = settings or GatewaySettings()
+    auth, verifiers, enabled = check_protection(settings, fetch, announce=announce)
 
     kafka_log = logging.getLogger("espstream.kafka")  # librdkafka's own messages, as log records
     producer = AckingProducer(
@@ -277,7 +302,7 @@ def _log_access(esp: str, reason: str, body_bytes: int | None, seconds: float) -
     access_log.info(
         "webhook %s: %d %s", esp, status, reason,
         extra={"esp": esp, "status": status, "reason": reason, "body_bytes": body_bytes,
-               "duration_ms": round(seconds * 1000, 3)},
+               "duration_ms": round(seconds * 1000, 3), "pid": os.getpid()},  # which worker process answered
     )
 
 

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from http.server import HTTPServer
 
 from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
@@ -61,7 +63,10 @@ BODY_BYTES = Histogram(
     ["esp"],
     buckets=(256, 1024, 4096, 16384, 65536, 262144, 1048576, 2621440),
 )
-IN_FLIGHT = Gauge("espstream_gateway_requests_in_flight", "Webhook requests being handled now")
+# Summed over the live processes when the gateway runs several (gateway.workers); ignored with one.
+IN_FLIGHT = Gauge(
+    "espstream_gateway_requests_in_flight", "Webhook requests being handled now", multiprocess_mode="livesum"
+)
 
 
 class RequestMetrics:
@@ -94,13 +99,13 @@ class RequestMetrics:
         child.observe(size)
 
 
-def serve(host: str, port: int) -> HTTPServer:
-    """Serve the metrics on ``host:port`` from a thread of their own; ``shutdown()`` the result to stop.
+def serve(host: str, port: int, registry: CollectorRegistry = REGISTRY) -> HTTPServer:
+    """Serve ``registry`` on ``host:port`` from a thread of their own; ``shutdown()`` the result to stop.
 
     OSError (with the setting's name) when the port cannot be listened on.
     """
     try:
-        server, _thread = start_http_server(port, addr=host)
+        server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as error:
         raise OSError(f"ESPSTREAM_GATEWAY_METRICS_PORT={port} on {host}: {error.strerror or error}") from None
     log.info("metrics on http://%s:%d/metrics", host, port)

@@ -151,23 +151,41 @@ def limited_protocol(settings: GatewaySettings) -> type[LimitedHttpToolsProtocol
     )
 
 
-def serve(settings: GatewaySettings | None = None) -> None:
-    if settings is None:
-        try:
-            settings = GatewaySettings()
-        except (ValidationError, ValueError, OSError) as error:  # OSError: an unreadable _FILE
-            raise ConfigurationError(str(error)) from None
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        http=limited_protocol(settings),
-        access_log=False,  # the app logs one line per webhook itself (espstream.gateway.access)
-        log_level="info",
-        log_config=None,  # uvicorn's loggers go through espstream.logs like every other
+def load_settings() -> GatewaySettings:
+    """The settings from the environment; ConfigurationError when they are refused."""
+    try:
+        return GatewaySettings()
+    except (ValidationError, ValueError, OSError) as error:  # OSError: an unreadable _FILE
+        raise ConfigurationError(str(error)) from None
+
+
+def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
+    """uvicorn's options for the gateway, one process or several (and for benchmarks.bare_app, its anchor)."""
+    return {
+        "host": settings.gateway_host,
+        "port": settings.gateway_port,
+        "http": limited_protocol(settings),
+        "access_log": False,  # the app logs one line per webhook itself (espstream.gateway.access)
+        "log_level": "info",
+        "log_config": None,  # uvicorn's loggers go through espstream.logs like every other
         # An idle kept-alive connection is closed after this.
-        timeout_keep_alive=5,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-    )
+        "timeout_keep_alive": 5,
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
+
+
+def serve(settings: GatewaySettings | None = None, workers: int | None = None) -> int:
+    """Serve until SIGTERM or SIGINT, then the exit status. ConfigurationError before anything listens.
+
+    ``workers`` (default ESPSTREAM_GATEWAY_WORKERS) over 1: that many processes on the one port, see
+    gateway.workers; 1: this process alone.
+    """
+    settings = settings or load_settings()
+    workers = workers or settings.gateway_workers
+    if workers > 1:
+        from .workers import serve_workers
+
+        return serve_workers(settings, workers)
+    uvicorn.run(create_app(settings), **uvicorn_options(settings))  # exits 3 itself when startup fails
+    return 0

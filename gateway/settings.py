@@ -134,6 +134,9 @@ class GatewaySettings(CommonSettings):
     retry_after_seconds: int = 5
     gateway_host: str = "0.0.0.0"
     gateway_port: int = 8000
+    # Processes serving that one port (`espstream gateway --workers N` overrides it); each has its own
+    # Kafka producer. Over 1, the metrics are summed over them (prometheus-client's multiprocess mode).
+    gateway_workers: int = Field(1, ge=1)
     # Prometheus metrics on a port of their own (0: not served). Never on the webhook port: a
     # proxy in front may make any client look local, and the counts say what each ESP sends.
     gateway_metrics_port: int = Field(0, ge=0, le=65535)
