@@ -23,12 +23,12 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader
 
 from normalizer import __version__ as normalizer_version
 from normalizer import normalize
 from schemas import Provenance, TrackingEvent
-from schemas.avro import event_to_record, record_to_event, schema_str
+from schemas.avro import avro_body, record_to_event, schema_str
 
 from .runner import TrackingConsumer
 from .signals import Signal, tracking
@@ -167,10 +167,7 @@ def _encode_body(body: Body | None, form: Form | None) -> tuple[bytes, str]:
 
 def _through_avro(event: TrackingEvent) -> TrackingEvent:
     """``event`` as a receiver of the normalized topic decodes it (raises what encoding would)."""
-    buffer = io.BytesIO()
-    schemaless_writer(buffer, _schema(), event_to_record(event))
-    buffer.seek(0)
-    return record_to_event(schemaless_reader(buffer, _schema(), _schema()))
+    return record_to_event(schemaless_reader(io.BytesIO(avro_body(event)), _schema(), _schema()))
 
 
 @cache

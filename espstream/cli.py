@@ -28,6 +28,10 @@ def _gateway(args: argparse.Namespace) -> int:
 def _normalize(args: argparse.Namespace) -> int:
     from normalizer.service import run
 
+    if args.processes > 1:
+        from normalizer import processes
+
+        return processes.run(args.processes)
     run()
     return 0
 
@@ -376,7 +380,16 @@ def parser() -> argparse.ArgumentParser:
         help="processes serving the one port, each with its own Kafka producer (default: ESPSTREAM_GATEWAY_WORKERS, 1)",
     )
     gateway.set_defaults(func=_gateway)
-    commands.add_parser("normalize", help="the normalizer: raw topic -> normalized topic").set_defaults(func=_normalize)
+    normalize = commands.add_parser("normalize", help="the normalizer: raw topic -> normalized topic")
+    normalize.add_argument(
+        "--processes",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="run N members of the normalizer's group in processes of their own (one per core), metrics on"
+        " ESPSTREAM_NORMALIZER_METRICS_PORT + 0..N-1 (default 1)",
+    )
+    normalize.set_defaults(func=_normalize)
     consume = commands.add_parser("consume", help="call the receivers in MODULE for every event of a consumer group")
     consume.add_argument("modules", nargs="*", metavar="MODULE", help="module(s) whose @receiver(tracking) functions to call")
     consume.add_argument(

@@ -1,9 +1,11 @@
 """``normalize()``: a raw webhook in, anymail-equal tracking events out. Pure: no Kafka."""
 
 from collections.abc import Mapping
+from functools import partial
 from hashlib import blake2b
 
 from schemas import TrackingEvent
+from schemas.raw import LazyMapping
 
 from .errors import MalformedPayload
 from .esps import esp_module
@@ -25,7 +27,7 @@ def normalize(
     request = WebhookRequest(
         body=body,
         content_type=content_type,
-        headers={name.lower(): value for name, value in (headers or {}).items()},
+        headers=LazyMapping(partial(_lower_cased, headers if headers is not None else {})),
     )
     try:
         events = module.parse_events(request)
@@ -38,3 +40,7 @@ def normalize(
         event.esp_name = module.ESP_NAME
         event.dedupe_id = f"{digest}-{index}"
     return events
+
+
+def _lower_cased(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}

@@ -35,7 +35,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema, schemaless_reader
 
 from schemas import TrackingEvent, raw
-from schemas.avro import EventDeserializer, event_to_record, record_to_event, registry_unreachable, schema_str
+from schemas.avro import EventDeserializer, avro_body, record_to_event, registry_unreachable, schema_str
 
 from .ranges import (
     RANGE_CONSUMER_CONFIG,
@@ -70,12 +70,7 @@ class LocalCodec:
     FRAMING = b"\0\0\0\0\0"
 
     def __call__(self, event: TrackingEvent) -> bytes:
-        from fastavro import schemaless_writer
-
-        buffer = io.BytesIO(self.FRAMING)
-        buffer.seek(len(self.FRAMING))
-        schemaless_writer(buffer, _schema(), event_to_record(event))
-        return buffer.getvalue()
+        return self.FRAMING + avro_body(event)
 
     def decode(self, value: bytes) -> TrackingEvent:
         return record_to_event(schemaless_reader(io.BytesIO(value[len(self.FRAMING):]), _schema(), _schema()))

@@ -1,10 +1,11 @@
 """A raw webhook as the ESP parsers see it: body bytes, content type, request headers."""
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.webhook_body import FORM_MULTIPART, MalformedBody, media_type, multipart_pairs, urlencoded_pairs
+from schemas.webhook_body import FORM_MULTIPART, MalformedBody, json_like_stdlib, media_type, multipart_pairs, urlencoded_pairs
 
 from .errors import MalformedPayload
 
@@ -14,7 +15,7 @@ class WebhookRequest:
     body: bytes
     content_type: str | None = None
     # Lower-cased header names.
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def media_type(self) -> str:
@@ -22,9 +23,9 @@ class WebhookRequest:
         return media_type(self.content_type)
 
     def json(self) -> Any:
-        """The body parsed as JSON (the standard library's parser, as anymail uses)."""
+        """The body parsed as JSON, as the standard library's parser (which anymail uses) reads it."""
         try:
-            return json.loads(self.body)
+            return json_like_stdlib(self.body, json.loads)
         except (ValueError, UnicodeDecodeError) as error:
             raise MalformedPayload(f"body is not valid JSON: {error}") from None
         except RecursionError:

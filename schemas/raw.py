@@ -5,8 +5,10 @@ headers: what the gateway knew about the request (names below), plus every
 request header except credentials as ``http-<lowercase name>``.
 """
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from confluent_kafka import Message
 
@@ -77,6 +79,49 @@ def dead_letter_source(headers: Headers | None) -> tuple[str, int, int] | None:
         return None
 
 
+class LazyMapping(Mapping[str, str]):
+    """The mapping ``make()`` returns, made when first read.
+
+    Few ESPs' parsers look at a request header (Amazon SNS's, Resend's svix-id), so most
+    records never pay for decoding (or lower-casing) a dozen of them.
+    """
+
+    __slots__ = ("_make", "_items")
+
+    def __init__(self, make: Callable[[], dict[str, str]]):
+        self._make = make
+        self._items: dict[str, str] | None = None
+
+    def _mapping(self) -> dict[str, str]:
+        if self._items is None:
+            self._items = self._make()
+        return self._items
+
+    def __getitem__(self, name: str) -> str:
+        return self._mapping()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+    def __repr__(self) -> str:
+        return f"LazyMapping({self._mapping()!r})"
+
+
+def http_headers(headers: Headers) -> dict[str, str]:
+    """A raw record's ``http-*`` headers as the request's: name without the prefix -> text."""
+    return {name[len(HTTP_PREFIX):]: _text(raw) for name, raw in headers if name.startswith(HTTP_PREFIX)}
+
+
+def _text(raw: bytes | None) -> str:
+    return raw.decode("utf-8", "replace") if raw is not None else ""
+
+
+_KNOWN_HEADERS = frozenset({ESP, CONTENT_TYPE, RECEIVED_AT, REQUEST_ID, QUERY_STRING})
+
+
 @dataclass(slots=True, kw_only=True)
 class RawWebhook:
     """A raw record read back: everything the normalizer may use."""
@@ -87,18 +132,13 @@ class RawWebhook:
     received_at: datetime | None = None
     request_id: str | None = None
     query_string: str = ""
-    http_headers: dict[str, str] = field(default_factory=dict)
+    http_headers: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_record(cls, value: bytes | None, headers: Headers | None) -> "RawWebhook":
-        known: dict[str, str] = {}
-        http: dict[str, str] = {}
-        for name, raw in headers or ():
-            text = raw.decode("utf-8", "replace") if raw is not None else ""
-            if name.startswith(HTTP_PREFIX):
-                http[name[len(HTTP_PREFIX):]] = text
-            else:
-                known[name] = text
+        headers = headers or []
+        # The last of a repeated header wins, as it always has.
+        known = {name: _text(raw) for name, raw in headers if name in _KNOWN_HEADERS}
         received_at = known.get(RECEIVED_AT)
         return cls(
             esp=known.get(ESP, ""),
@@ -107,5 +147,5 @@ class RawWebhook:
             received_at=datetime.fromisoformat(received_at) if received_at else None,
             request_id=known.get(REQUEST_ID),
             query_string=known.get(QUERY_STRING, ""),
-            http_headers=http,
+            http_headers=LazyMapping(partial(http_headers, headers)),
         )
