@@ -4,11 +4,13 @@ The parent checks the settings once (logging how each ESP is protected), serves
 the metrics port, binds the webhook port, then starts N worker processes with
 multiprocessing's *spawn* method: each is a fresh interpreter, so it inherits no
 librdkafka client and no thread; it builds its own app and Kafka producer and
-runs uvicorn on the parent's socket, and the kernel hands each new connection to
-one of them. The socket is bound, not listened on: asyncio listens when the
-first worker's server starts, after its app started, so the port refuses
-connections until a worker can answer, as with one process. The parent logs
-``gateway ready`` once every worker has started.
+runs uvicorn on a socket of its own bound to the port with SO_REUSEPORT, and the
+kernel spreads new connections evenly over the workers' sockets. (One socket
+shared by all was uneven: the worker that woke first accepted a whole burst of
+connections.) The parent's own socket only holds the port (a port in use stops
+the gateway before any worker starts) and is never listened on: the port
+refuses connections until a worker listens, after its app started, as with one
+process. The parent logs ``gateway ready`` once every worker has started.
 
 Metrics: prometheus-client's multiprocess mode. The parent creates a fresh
 PROMETHEUS_MULTIPROC_DIR before the workers start (they inherit it and keep their
@@ -79,12 +81,12 @@ def serve_workers(settings: GatewaySettings, count: int) -> int:
             except OSError as error:
                 raise ConfigurationError(str(error)) from None
         try:
-            listener = bind(settings.gateway_host, settings.gateway_port)
+            listener = bind(settings.gateway_host, settings.gateway_port)  # holds the port, never listened on
         except OSError as error:
             raise ConfigurationError(
                 f"ESPSTREAM_GATEWAY_PORT={settings.gateway_port} on {settings.gateway_host}: {error.strerror or error}"
             ) from None
-        return _supervise(settings, count, listener)
+        return _supervise(settings, count)
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()
@@ -96,10 +98,12 @@ def serve_workers(settings: GatewaySettings, count: int) -> int:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port``, not yet listening (asyncio listens when a worker serves it)."""
+    """A TCP socket bound to ``host:port`` with SO_REUSEPORT, not yet listening (asyncio listens when uvicorn
+    serves it)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError:
@@ -108,7 +112,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _supervise(settings: GatewaySettings, count: int, listener: socket.socket) -> int:
+def _supervise(settings: GatewaySettings, count: int) -> int:
     stop_signal: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, _frame: stop_signal.append(signum))
                 for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -121,7 +125,7 @@ def _supervise(settings: GatewaySettings, count: int, listener: socket.socket) -
         for index in range(count):
             receive, send = context.Pipe(duplex=False)
             process = context.Process(
-                target=run_worker, args=(worker_settings, listener, send, os.getpid()),
+                target=run_worker, args=(worker_settings, send, os.getpid()),
                 name=f"espstream-gateway-worker-{index + 1}", daemon=True,
             )
             process.start()
@@ -203,8 +207,8 @@ class WorkerServer(uvicorn.Server):
             self._ready.close()
 
 
-def run_worker(settings: GatewaySettings, listener: socket.socket, ready: Connection, parent_pid: int) -> None:
-    """A worker process: its own app and Kafka producer, uvicorn on the parent's socket."""
+def run_worker(settings: GatewaySettings, ready: Connection, parent_pid: int) -> None:
+    """A worker process: its own app and Kafka producer, uvicorn on its own socket of the shared port."""
     from espstream.logs import configure
 
     from .server import uvicorn_options
@@ -213,6 +217,7 @@ def run_worker(settings: GatewaySettings, listener: socket.socket, ready: Connec
     configure()
     _stop_without(parent_pid)
     app = create_app(settings, announce=False)  # the parent checked and announced the settings
+    listener = bind(settings.gateway_host, settings.gateway_port)
     WorkerServer(uvicorn.Config(app, **uvicorn_options(settings)), ready).run(sockets=[listener])
 
 
