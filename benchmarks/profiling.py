@@ -18,11 +18,11 @@ STAGES: list[tuple[str, str, str | None]] = [
     ("consume", "Consumer.consume() after the first batch (waiting for and fetching records)", None),
     ("raw_decode", "RawWebhook.from_record: headers -> str, received_at parsed", None),
     ("normalize", "normalize() minus JSON parsing: Postmark mapping, timestamps, dedupe id", None),
-    ("json_parse", "json.loads of the webhook body", "normalize"),
+    ("json_parse", "WebhookRequest.json: the body read (orjson where it reads as json.loads)", "normalize"),
     ("encode", "_encode minus serialization: Provenance, key, size check", None),
     ("serialize", "EventSerializer minus the two below: framing, AvroSerializer's per-call work if used", "encode"),
-    ("to_record", "event_to_record minus json.dumps: the record dict, metadata values", "serialize"),
-    ("json_dump", "json.dumps(esp_event) inside event_to_record", "to_record"),
+    ("to_record", "the record dict for fastavro minus json.dumps: union branches, timestamps, metadata", "serialize"),
+    ("json_dump", "json.dumps(esp_event) inside the record dict", "to_record"),
     ("avro_write", "the Avro body: fastavro's schemaless_writer", "serialize"),
     ("produce", "Producer.produce (librdkafka enqueue)", None),
     ("flush", "Producer.flush per batch (waits for the broker's acks)", None),
@@ -85,9 +85,9 @@ def instrument_modules(clock: StageClock) -> None:
     normalizer.records.normalize = clock.wrap("normalize", normalizer.records.normalize)
     request = normalizer.request.WebhookRequest
     request.json = clock.wrap("json_parse", request.json)
-    schemas.avro.event_to_record = clock.wrap("to_record", schemas.avro.event_to_record)
+    schemas.avro._writer_record = clock.wrap("to_record", schemas.avro._writer_record)
     schemas.avro.json = _Proxy(json, dumps=clock.wrap("json_dump", json.dumps))
-    schemas.avro._avro_body = clock.wrap("avro_write", schemas.avro._avro_body)
+    schemas.avro.schemaless_writer = clock.wrap("avro_write", schemas.avro.schemaless_writer)
 
 
 def instrument_service(service: Any, clock: StageClock) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from espstream.stack import available_cores
 
-from . import consumer_bench, e2e_bench, http_bench, load_bench, report, stream_bench
+from . import consumer_bench, cost_model, e2e_bench, http_bench, load_bench, report, stream_bench
 from .machine import describe
 from .payloads import gateway_request_body
 from .stack import fresh_broker, registry
@@ -73,27 +73,36 @@ def run_gateway(args: argparse.Namespace, log_dir: Path) -> dict:
     }
 
 
+NORMALIZER_LOOPS = (("passthrough", 1), ("normalizer", 1), ("normalizer", 2))
+
+
 def run_normalizer(args: argparse.Namespace, log_dir: Path) -> dict:
-    passthrough, normalizer = [], []
+    runs: dict[str, list[dict]] = {"passthrough": [], "normalizer": [], "normalizer_2": []}
     for index in range(args.rounds):
-        for kind, runs in (("passthrough", passthrough), ("normalizer", normalizer)):
+        for kind, members in NORMALIZER_LOOPS:
+            name = kind if members == 1 else f"{kind}_{members}"
             started = time.monotonic()
-            runs.append(stream_bench.measure(kind, args.records, log_dir))
-            run = runs[-1]
-            progress(f"  normalizer round {index + 1}/{args.rounds} {kind:11s} {run['per_second']:9,.0f} records/s "
+            runs[name].append(stream_bench.measure(kind, args.records, log_dir, members=members))
+            run = runs[name][-1]
+            progress(f"  normalizer round {index + 1}/{args.rounds} {name:13s} {run['per_second'] or 0:9,.0f} records/s "
                      f"out {run['output_records']:,} dlq {run['dead_letters']} ({time.monotonic() - started:.0f} s)")
-    summary = report.summarize_pairs([n["per_second"] for n in normalizer], [p["per_second"] for p in passthrough])
+    passthrough = [p["per_second"] for p in runs["passthrough"]]
+    summary = report.summarize_pairs([n["per_second"] for n in runs["normalizer"]], passthrough)
     summary["all_delivered"] = all(
         run["complete"] and run["output_records"] == args.records and run["dead_letters"] == 0
-        for run in passthrough + normalizer
+        for loop in runs.values() for run in loop
     )
     return {
         "records": args.records,
         "settings": stream_bench.settings(),
-        "passthrough": passthrough,
-        "normalizer": normalizer,
+        **runs,
         "summary": summary,
+        "summary_2": report.summarize_pairs([n["per_second"] or 0 for n in runs["normalizer_2"]], passthrough),
     }
+
+
+def run_costs(args: argparse.Namespace, log_dir: Path) -> dict:
+    return cost_model.run(log_dir, rounds=args.rounds)
 
 
 def run_profile(args: argparse.Namespace, log_dir: Path) -> dict:
@@ -105,10 +114,10 @@ def run_profile(args: argparse.Namespace, log_dir: Path) -> dict:
 
 def run_consumer(args: argparse.Namespace, log_dir: Path) -> dict:
     result = consumer_bench.run(args.events, args.rounds, log_dir, progress)
-    result["summary"] = report.summarize_pairs(
-        [r["per_second"] for r in result["runner"]], [p["per_second"] for p in result["plain"]]
-    )
-    result["summary"]["all_complete"] = all(r["complete"] for r in result["runner"] + result["plain"])
+    runner = [r["per_second"] for r in result["runner"]]
+    result["summary"] = report.summarize_pairs(runner, [f["per_second"] for f in result["fastavro"]])
+    result["summary"]["all_complete"] = all(r["complete"] for kind in consumer_bench.LOOPS for r in result[kind])
+    result["plain_summary"] = report.summarize_pairs(runner, [p["per_second"] for p in result["plain"]])
     return result
 
 
@@ -178,10 +187,11 @@ class Benchmark:
 BENCHMARKS = [
     Benchmark("gateway", "webhooks/s acknowledged by `espstream gateway`",
               ("bare FastAPI endpoint", "django-anymail's view under gunicorn"), run_gateway),
-    Benchmark("normalizer", "events/s of the real NormalizerService", ("librdkafka passthrough",), run_normalizer),
+    Benchmark("costs", "CPU per event of each stage", ("json.loads, orjson, anymail's mapping, bare fastavro, librdkafka",), run_costs),
+    Benchmark("normalizer", "events/s of the real NormalizerService, 1 and 2 processes", ("librdkafka passthrough",), run_normalizer),
     Benchmark("profile", "where the normalizer's time goes, per stage", (), run_profile),
     Benchmark("consumer", "events/s through consumers.runner.TrackingConsumer",
-              ("plain confluent-kafka consume + Avro decode",), run_consumer),
+              ("consume + fastavro schemaless_reader", "plain confluent-kafka consume + EventDeserializer"), run_consumer),
     Benchmark("e2e", "POST-to-receiver latency at constant offered rates; RSS per process",
               ("the load generator against the bare endpoint",), run_e2e),
     Benchmark("load", "the gateway at saturation for a minute, and through a broker outage", (), run_load),

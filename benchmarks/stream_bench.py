@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -48,8 +50,13 @@ def preload(bootstrap_servers: str, topic: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def measure(kind: str, count: int, log_dir: Path) -> dict:
-    """One run of ``kind`` (a loop of benchmarks.stream_workers) over ``count`` fresh raw records."""
+def measure(kind: str, count: int, log_dir: Path, members: int = 1) -> dict:
+    """One run of ``kind`` (a loop of benchmarks.stream_workers) over ``count`` fresh raw records.
+
+    ``members`` > 1 (normalizer only): that many members of the normalizer's group at once, as
+    ``espstream normalize --processes N`` runs them; the run spans the first member's first batch to
+    the last member's last commit, CPU summed over the members.
+    """
     with fresh_broker(log_dir, kind) as (broker, broker_env):
         env = {**os.environ, **broker_env}
         settings = CommonSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
@@ -64,19 +71,54 @@ def measure(kind: str, count: int, log_dir: Path) -> dict:
         )
         # The passthrough has no use for a registry; it runs beside both loops all the same.
         with running(registry, registry_port):
-            output = run_json_worker(
-                "benchmarks.stream_workers",
-                [kind, str(count), str(WORKER_DEADLINE_SECONDS)],
-                env,
-                log_dir / f"{kind}.log",
-                timeout=WORKER_DEADLINE_SECONDS + 60,
-            )
-        result = json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
+            if members == 1:
+                output = run_json_worker(
+                    "benchmarks.stream_workers",
+                    [kind, str(count), str(WORKER_DEADLINE_SECONDS)],
+                    env,
+                    log_dir / f"{kind}.log",
+                    timeout=WORKER_DEADLINE_SECONDS + 60,
+                )
+                result = _last_json(output)
+            else:
+                result = _members(count, members, env, log_dir / f"{kind}-{members}.log")
         result["preload_seconds"] = preload_seconds
         result["load_average_before"] = load_before
         result["output_records"] = read_count(broker.bootstrap_servers, settings.normalized_topic, count)
         result["dead_letters"] = read_count(broker.bootstrap_servers, settings.dlq_topic, 0, idle_seconds=1.0)
     return result
+
+
+def _last_json(output: str) -> dict:
+    return json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
+
+
+def _members(count: int, members: int, env: dict[str, str], log_path: Path) -> dict:
+    """``members`` normalizer members started together, each until the topic is drained; their runs combined."""
+    with open(log_path, "ab") as log:
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.stream_workers", "normalizer-member", str(count), str(WORKER_DEADLINE_SECONDS)],
+                env=env, stdout=subprocess.PIPE, stderr=log,
+            )
+            for _ in range(members)
+        ]
+        outputs = [worker.communicate(timeout=WORKER_DEADLINE_SECONDS + 60)[0].decode() for worker in workers]
+    runs = [_last_json(output) for output in outputs]
+    busy = [run for run in runs if run["started_at"] is not None] or [{"started_at": 0.0, "finished_at": 0.0}]
+    started = min(run["started_at"] for run in busy)
+    finished = max(run["finished_at"] for run in busy)
+    records = sum(run["records"] for run in runs)
+    seconds = finished - started
+    return {
+        "kind": f"normalizer x{members}",
+        "members": runs,
+        "records": records,
+        "complete": records >= count,
+        "seconds": seconds,
+        "per_second": records / seconds if seconds > 0 else None,
+        "cpu_us_per_record": sum(run["cpu_seconds"] for run in runs if run["started_at"]) / records * 1e6 if records else None,
+    }
 
 
 def settings() -> dict:
