@@ -1,4 +1,7 @@
-"""Consumer runner vs a plain consume + Avro decode loop, over the same pre-loaded normalized events.
+"""Consumer runner vs two plain loops over the same pre-loaded normalized events.
+
+The anchor is consume + fastavro's schemaless_reader to a dict (the decoding at
+its bare cost); beside it, consume + EventDeserializer to a TrackingEvent.
 
 One fresh broker and registry for the whole comparison: the events are written
 once, and every run reads all of them as a consumer group of its own.
@@ -24,6 +27,8 @@ from .stack import fresh_broker, registry, run_json_worker
 from .topic_count import read_count
 
 WORKER_DEADLINE_SECONDS = 180.0
+# The loops of benchmarks/consumer_workers.py, in the order each round runs them.
+LOOPS = ("fastavro", "plain", "runner")
 
 
 def preload_events(bootstrap_servers: str, registry_url: str, topic: str, count: int) -> float:
@@ -66,15 +71,15 @@ def preload_events(bootstrap_servers: str, registry_url: str, topic: str, count:
 
 
 def run(events: int, rounds: int, log_dir: Path, progress=print) -> dict:
-    """``rounds`` interleaved pairs (plain loop, then runner) over ``events`` pre-loaded events."""
-    plain, runner = [], []
+    """``rounds`` interleaved rounds (fastavro loop, plain loop, runner) over ``events`` pre-loaded events."""
+    runs: dict[str, list[dict]] = {kind: [] for kind in LOOPS}
     with fresh_broker(log_dir, "consumer") as (broker, broker_env):
         with registry(log_dir, "consumer", broker_env) as (_, env):
             topic = CommonSettings(kafka_bootstrap_servers=broker.bootstrap_servers).normalized_topic
             preload_seconds = preload_events(broker.bootstrap_servers, env["ESPSTREAM_SCHEMA_REGISTRY_URL"], topic, events)
             progress(f"  consumer: {events:,} events pre-loaded ({preload_seconds:.0f} s)")
             for index in range(rounds):
-                for kind, runs in (("plain", plain), ("runner", runner)):
+                for kind in LOOPS:
                     started = time.monotonic()
                     load_before = os.getloadavg()[0]
                     output = run_json_worker(
@@ -86,7 +91,7 @@ def run(events: int, rounds: int, log_dir: Path, progress=print) -> dict:
                     )
                     result = json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
                     result["load_average_before"] = load_before
-                    runs.append(result)
-                    progress(f"  consumer round {index + 1}/{rounds} {kind:6s} {result['per_second']:9,.0f} events/s "
-                             f"({time.monotonic() - started:.0f} s)")
-    return {"events": events, "preload_seconds": preload_seconds, "plain": plain, "runner": runner}
+                    runs[kind].append(result)
+                    progress(f"  consumer round {index + 1}/{rounds} {kind:8s} {result['per_second']:9,.0f} events/s "
+                             f"{result['cpu_us_per_event']:6.1f} µs CPU/event ({time.monotonic() - started:.0f} s)")
+    return {"events": events, "preload_seconds": preload_seconds, **runs}

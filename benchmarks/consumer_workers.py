@@ -1,20 +1,23 @@
-"""The two timed consume loops over pre-loaded normalized events, each in a process of its own.
+"""The timed consume loops over pre-loaded normalized events, each in a process of its own.
 
-``python -m benchmarks.consumer_workers runner|plain GROUP EXPECTED DEADLINE_SECONDS``
+``python -m benchmarks.consumer_workers runner|plain|fastavro GROUP EXPECTED DEADLINE_SECONDS``
 reads ESPSTREAM_* settings like ``espstream consume``, handles EXPECTED events,
-then prints one JSON line. Both are timed from the first event that reached
-the receiver (runner) or was decoded (plain) to the last one: the group join
-before it is not counted.
+then prints one JSON line. Each is timed from the first event that reached
+the receiver (runner) or was decoded (plain, fastavro) to the last one: the
+group join before it is not counted.
 """
 
+import io
 import json
 import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from fastavro import parse_schema, schemaless_reader
 
 from consumers.runner import TrackingConsumer
 from consumers.settings import ConsumerSettings
@@ -83,20 +86,47 @@ def run_runner(group: str, arrivals: Arrivals) -> None:
 
 
 def run_plain(group: str, arrivals: Arrivals) -> None:
-    """The anchor: confluent-kafka consume + Avro decode (EventDeserializer), a synchronous commit per batch."""
+    """confluent-kafka consume + Avro decode to a TrackingEvent (EventDeserializer), a synchronous commit per batch."""
     settings = ConsumerSettings()
+    decode = EventDeserializer(SchemaRegistryClient(settings.registry()))
+    _consume_loop(group, arrivals, settings, lambda message: decode(message.value(), message.topic()))
+
+
+def run_fastavro(group: str, arrivals: Arrivals) -> None:
+    """The anchor: confluent-kafka consume + the framing read + fastavro's schemaless_reader to a dict.
+
+    The writer schema of each schema id is fetched and parsed once; nothing else is done per record.
+    """
+    settings = ConsumerSettings()
+    registry = SchemaRegistryClient(settings.registry())
+    writers: dict[int, object] = {}
+
+    def decode(message: Message) -> dict:
+        value = message.value()
+        schema_id = int.from_bytes(value[1:5], "big")
+        writer = writers.get(schema_id)
+        if writer is None:
+            writer = writers[schema_id] = parse_schema(json.loads(registry.get_schema(schema_id).schema_str))
+        buffer = io.BytesIO(value)
+        buffer.seek(5)
+        return schemaless_reader(buffer, writer, None)
+
+    _consume_loop(group, arrivals, settings, decode)
+
+
+def _consume_loop(group: str, arrivals: Arrivals, settings: ConsumerSettings, decode: Callable[[Message], object]) -> None:
+    """Consume batches, ``decode`` each record, commit each batch synchronously."""
     consumer = Consumer(
         durable_consumer_config(
             settings.kafka(**{"group.id": group, "session.timeout.ms": settings.kafka_session_timeout_ms})
         )
     )
-    decode = EventDeserializer(SchemaRegistryClient(settings.registry()))
     consumer.subscribe([settings.normalized_topic])
     try:
         while not arrivals.done.is_set() and not arrivals.expired():
             messages = [m for m in consumer.consume(BATCH_SIZE, timeout=0.5) if m.error() is None]
             for message in messages:
-                decode(message.value(), message.topic())
+                decode(message)
                 arrivals.arrived()
             if messages:
                 consumer.commit(offsets=next_offsets(messages), asynchronous=False)
@@ -104,7 +134,7 @@ def run_plain(group: str, arrivals: Arrivals) -> None:
         consumer.close()
 
 
-LOOPS = {"runner": run_runner, "plain": run_plain}
+LOOPS = {"runner": run_runner, "plain": run_plain, "fastavro": run_fastavro}
 
 
 def main(argv: list[str]) -> int:

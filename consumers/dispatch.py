@@ -83,17 +83,22 @@ class Dispatcher:
         A receiver that returned is not called again because a sibling raised.
         """
         pending = [c for c in self.signal.connections if c.wants(event)] if connections is None else connections
+        failures = self._call(pending, event, kwargs, 1)
+        if not failures:
+            return failures
         backoff = self.settings.consumer_retry_backoff_seconds
-        for attempt in range(1, self.settings.consumer_max_attempts + 1):
-            failures = self._call(pending, event, kwargs)
-            if not failures or attempt == self.settings.consumer_max_attempts:
-                return failures
-            pending = [connection for connection, _ in failures]
+        for attempt in range(2, self.settings.consumer_max_attempts + 1):
             time.sleep(backoff)
             backoff = min(backoff * 2, self.settings.consumer_retry_backoff_max_seconds)
-        return []
+            failures = self._call([connection for connection, _ in failures], event, kwargs, attempt)
+            if not failures:
+                return failures
+        return failures
 
-    def _call(self, connections: list[Connection], event: TrackingEvent, kwargs: dict[str, Any]) -> list[Failure]:
+    def _call(
+        self, connections: list[Connection], event: TrackingEvent, kwargs: dict[str, Any], attempt: int
+    ) -> list[Failure]:
+        """Call each of ``connections`` once (the ``attempt``-th time); those that raised, with their error."""
         failures = []
         for connection in connections:
             try:
@@ -132,6 +137,8 @@ class DedupeWindow:
 
     def forget(self, dedupe_id: str) -> None:
         """A claimed event was not handled after all (its partition went to another member)."""
+        if not self.size or not dedupe_id:
+            return
         with self._lock:
             self._handling.discard(dedupe_id)
 

@@ -11,7 +11,6 @@ Nothing is computed per record.
 
 import json
 import logging
-import threading
 import time
 from typing import Any
 
@@ -161,20 +160,14 @@ class MeteredDispatcher(Dispatcher):
     def __init__(self, *args: Any, metrics: GroupMetrics, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.metrics = metrics
-        self._attempts = threading.local()  # deliver() runs on several lanes at once
 
-    def deliver(
-        self, event: TrackingEvent, kwargs: dict[str, Any], connections: list[Connection] | None = None
+    def _call(
+        self, connections: list[Connection], event: TrackingEvent, kwargs: dict[str, Any], attempt: int
     ) -> list[Failure]:
-        self._attempts.count = 0
-        return super().deliver(event, kwargs, connections)
-
-    def _call(self, connections: list[Connection], event: TrackingEvent, kwargs: dict[str, Any]) -> list[Failure]:
-        self._attempts.count = attempt = getattr(self._attempts, "count", 0) + 1
         if attempt > 1:  # deliver() calls again only the receivers that failed
             for connection in connections:
                 self.metrics.retried(connection.name)
-        failures = super()._call(connections, event, kwargs)
+        failures = super()._call(connections, event, kwargs, attempt)
         for connection, _error in failures:
             self.metrics.failed(connection.name)
         return failures

@@ -1,8 +1,11 @@
 """The runner: one consumer-group member on the normalized topic calling the signal's receivers.
 
-The polling thread decodes each event and hands it to a lane chosen by its key
-(the message id): one message's events are handled in order, other messages'
-in parallel, one lane per unit of ``concurrency``. An event is finished when
+The polling thread reads what the client has fetched in batches, decodes each
+event and hands it to a lane chosen by its key (the message id), a batch's
+events of one lane in one hand-off: one message's events are handled in order,
+other messages' in parallel, one lane per unit of ``concurrency``. With
+``concurrency`` 1 the polling thread is the one lane: it handles each batch
+before reading the next, with no thread hand-off. An event is finished when
 every wanted receiver returned for it, or when it was dead-lettered to
 ``<normalized topic>.dlq.<group>`` after its last attempt and the broker
 acknowledged the letter. A partition's offset is committed up to its lowest
@@ -21,6 +24,7 @@ import signal as signals
 import threading
 import time
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
@@ -50,6 +54,8 @@ REGISTRY_RETRY_SECONDS = 2.0
 DECODE = "(decode)"
 
 Job = tuple[PartitionWork, Message, TrackingEvent | None, Exception | None]
+# The jobs of one lane from one batch read, in offset order per partition.
+Jobs = list[Job]
 
 
 class TrackingConsumer:
@@ -93,7 +99,9 @@ class TrackingConsumer:
         self.dispatcher = MeteredDispatcher(signal, settings, TrackingConsumer, self.loop, metrics=self.metrics)
         self.window = DedupeWindow(settings.consumer_dedupe_window)
         self.inflight = InFlight()
-        self._lanes: list[queue.SimpleQueue[Job | None]] = [queue.SimpleQueue() for _ in range(self.concurrency)]
+        # Concurrency 1: no lane threads, the polling thread handles what it reads.
+        lane_threads = self.concurrency if self.concurrency > 1 else 0
+        self._lanes: list[queue.SimpleQueue[Jobs | None]] = [queue.SimpleQueue() for _ in range(lane_threads)]
         self._stopping = threading.Event()
         self._broken = threading.Event()  # a lane died: nothing waits for its events any more
         self._paused = False
@@ -128,10 +136,11 @@ class TrackingConsumer:
                     # Nothing is fetched: wake as soon as the lanes made room, not after a poll timeout.
                     self.inflight.wait_read_ahead(self.settings.consumer_batch_size // 2, POLL_SECONDS)
                     message = self.consumer.poll(0)
+                    messages = [message] if message is not None else []
                 else:
-                    message = self.consumer.poll(POLL_SECONDS)
-                if message is not None:
-                    self._accept(message)
+                    messages = self._read()
+                if messages:
+                    self._accept(messages)
                 self._commit_due()
         finally:
             self.inflight.wait_finished(None, self._broken)
@@ -148,39 +157,83 @@ class TrackingConsumer:
 
     # The polling thread.
 
-    def _accept(self, message: Message) -> None:
-        error = message.error()
-        if error is not None:
-            log.warning("consume error: %s", error)
-            return
-        work = self.inflight.get((message.topic(), message.partition()))
-        if work is None:  # from a partition no longer ours: its owner reads it
-            return
-        failure: Exception | None = None
-        try:
-            event = self.decode(message.value(), message.topic())
-        except Exception as exc:
-            if registry_unreachable(exc):
-                log.warning("schema registry unreachable (%s): reading the event again", exc)
-                self._read_again(work, message)
-                return
-            event, failure = None, exc
-        if event is None and failure is None:  # a null value: nothing to decode, nothing to call
-            failure = ValueError("record has no value")
-        if self.inflight.start(work, message.offset()):
-            self._lanes[self._lane_of(message)].put((work, message, event, failure))
+    def _read(self) -> list[Message]:
+        """What the client has fetched, up to the room left in the read-ahead; else the next record within POLL_SECONDS.
+
+        ``consume(n, 0)`` returns at once with what is there: a batch costs one call,
+        and a lone record is not held back waiting for a batch to fill.
+        """
+        room = max(1, self.settings.consumer_batch_size - self.inflight.read_ahead())
+        messages = self.consumer.consume(room, 0)
+        if messages:
+            return messages
+        message = self.consumer.poll(POLL_SECONDS)
+        if message is None:
+            return []
+        return [message, *self.consumer.consume(room - 1, 0)] if room > 1 else [message]
+
+    def _accept(self, messages: list[Message]) -> None:
+        """Decode ``messages``; handle each at once (concurrency 1), or hand them to their lanes, a hand-off per lane."""
+        jobs: list[Jobs] = [[] for _ in self._lanes]
+        works: dict[PartitionId, PartitionWork | None] = {}  # no rebalance happens in here
+        for index, message in enumerate(messages):
+            error = message.error()
+            if error is not None:
+                log.warning("consume error: %s", error)
+                continue
+            pid = (message.topic(), message.partition())
+            try:
+                work = works[pid]
+            except KeyError:
+                work = works[pid] = self.inflight.get(pid)
+            if work is None:  # from a partition no longer ours: its owner reads it
+                continue
+            failure: Exception | None = None
+            try:
+                event = self.decode(message.value(), pid[0])
+            except Exception as exc:
+                if registry_unreachable(exc):
+                    log.warning("schema registry unreachable (%s): reading the event again", exc)
+                    self._hand_over(jobs)
+                    self._read_again(works, messages[index:])
+                    return
+                event, failure = None, exc
+            if event is None and failure is None:  # a null value: nothing to decode, nothing to call
+                failure = ValueError("record has no value")
+            if not self.inflight.start(work, message.offset()):
+                continue
+            if not self._lanes:  # handled at once: the event is garbage before the next is decoded
+                if not self._run_jobs(((work, message, event, failure),)):
+                    return
+                continue
+            jobs[self._lane_of(message)].append((work, message, event, failure))
+        self._hand_over(jobs)
+
+    def _hand_over(self, jobs: list[Jobs]) -> None:
+        for lane, lane_jobs in zip(self._lanes, jobs):
+            if lane_jobs:
+                lane.put(lane_jobs)
 
     def _lane_of(self, message: Message) -> int:
         """Events of one key share a lane; keyless ones keep their partition's order."""
         key = message.key()
         return (zlib.crc32(key) if key is not None else message.partition()) % len(self._lanes)
 
-    def _read_again(self, work: PartitionWork, message: Message) -> None:
-        try:
-            self.consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
-            self.inflight.rewind(work, message.offset())
-        except KafkaException as error:  # revoked meanwhile: its new owner reads it
-            log.info("not reading %s[%d]@%d again: %s", message.topic(), message.partition(), message.offset(), error)
+    def _read_again(self, works: dict[PartitionId, PartitionWork | None], messages: list[Message]) -> None:
+        """``messages`` (the rest of a batch) will be read again: each partition from its first one among them."""
+        first: dict[PartitionId, int] = {}
+        for message in messages:
+            if message.error() is None:
+                first.setdefault((message.topic(), message.partition()), message.offset())
+        for (topic, partition), offset in first.items():
+            work = works.get((topic, partition)) or self.inflight.get((topic, partition))
+            if work is None:
+                continue
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+                self.inflight.rewind(work, offset)
+            except KafkaException as error:  # revoked meanwhile: its new owner reads it
+                log.info("not reading %s[%d]@%d again: %s", topic, partition, offset, error)
         time.sleep(REGISTRY_RETRY_SECONDS)
 
     def _throttle(self) -> None:
@@ -244,15 +297,22 @@ class TrackingConsumer:
 
     # The lanes.
 
-    def _work(self, lane: "queue.SimpleQueue[Job | None]") -> None:
-        while (job := lane.get()) is not None:
-            try:
-                self._handle(*job)
-            except BaseException:
-                log.critical("unexpected error handling an event: stopping", exc_info=True)
-                self._broken.set()
-                self._stopping.set()
+    def _work(self, lane: "queue.SimpleQueue[Jobs | None]") -> None:
+        while (jobs := lane.get()) is not None:
+            if not self._run_jobs(jobs):
                 return
+
+    def _run_jobs(self, jobs: Iterable[Job]) -> bool:
+        """Handle ``jobs`` in order; False (and the runner stopping) on an unexpected error."""
+        try:
+            for job in jobs:
+                self._handle(*job)
+        except BaseException:
+            log.critical("unexpected error handling an event: stopping", exc_info=True)
+            self._broken.set()
+            self._stopping.set()
+            return False
+        return True
 
     def _handle(self, work: PartitionWork, message: Message, event: TrackingEvent | None, failure: Exception | None) -> None:
         if work.released:

@@ -9,6 +9,7 @@ import io
 import json
 import re
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from schemas.avro import SCHEMA_PATH, EventDeserializer, EventSerializer, event_to_record
+from espstream.embedded import free_port
+from schemas.avro import SCHEMA_PATH, EventDeserializer, EventSerializer, event_to_record, registry_unreachable
 from schemas.event import EventType, Provenance, RejectReason, TrackingEvent
 
 VERSIONS_DIR = SCHEMA_PATH.parent / "versions"
@@ -269,3 +271,56 @@ def test_the_serializer_frames_with_its_own_schemas_id_when_the_registry_has_a_n
     newest_reader = AvroDeserializer(new_client(registry_url), v3)
     assert newest_reader(second, value_context(topic))["campaign"] is None
     assert newest_reader(second, value_context(topic))["event_type"] == "inbound"
+
+
+class CountingRegistry(SchemaRegistryClient):
+    """A real client that counts its schema-by-id lookups, and asks an address where nothing listens while ``down``."""
+
+    def __init__(self, url: str):
+        super().__init__({"url": url, "max.retries": 0})
+        self.asked: Counter[int] = Counter()
+        self.down = False
+        self._nowhere = SchemaRegistryClient({"url": f"http://127.0.0.1:{free_port()}", "max.retries": 0})
+
+    def get_schema(self, schema_id: int, *args: Any, **kwargs: Any) -> Schema:
+        self.asked[schema_id] += 1
+        if self.down:
+            return self._nowhere.get_schema(schema_id, *args, **kwargs)
+        return super().get_schema(schema_id, *args, **kwargs)
+
+
+def test_the_deserializer_looks_each_schema_id_up_once_and_reads_version_1_and_2_records(registry_url: str):
+    topic = subject_topic()
+    client = new_client(registry_url)
+    v1_producer, v2_producer = AvroSerializer(client, V1, to_dict=event_to_record), EventSerializer(client, topic)
+    events = [tracking_event(event_id=f"evt-{n}", metadata={"n": n}) for n in range(20)]
+    values = [v1_producer(e, value_context(topic)) if n % 2 else v2_producer(e) for n, e in enumerate(events)]
+    v1_id, v2_id = framed_id(values[1]), framed_id(values[0])
+    assert v1_id != v2_id
+
+    registry = CountingRegistry(registry_url)
+    deserialize = EventDeserializer(registry)
+
+    assert [deserialize(value, topic) for value in values] == events
+    assert registry.asked == {v1_id: 1, v2_id: 1}
+
+
+def test_a_registry_outage_is_an_outage_until_it_ends_and_unreadable_framings_are_decode_failures(registry_url: str):
+    topic = subject_topic()
+    value = EventSerializer(new_client(registry_url), topic)(tracking_event())
+    registry = CountingRegistry(registry_url)
+    deserialize = EventDeserializer(registry)
+
+    registry.down = True
+    with pytest.raises(Exception) as outage:
+        deserialize(value, topic)
+    assert registry_unreachable(outage.value)
+    registry.down = False  # what failed was not remembered: the next read asks again
+    assert deserialize(value, topic) == tracking_event()
+    assert registry.asked == {framed_id(value): 2}
+
+    unknown_id = value[:1] + (2**31 - 1).to_bytes(4, "big") + value[5:]
+    for undecodable in (unknown_id, b"\x07" + value[1:], value[:5]):
+        with pytest.raises(Exception) as failure:
+            deserialize(undecodable, topic)
+        assert not registry_unreachable(failure.value)
