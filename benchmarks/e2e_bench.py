@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from espstream.embedded import free_port
+from espstream.stack import available_cores
 
 from .payloads import PASSWORD, USER, WEBHOOK_PATH, basic_auth_header, message_id, postmark_body
 from .stack import HOST, Service, fresh_broker, registry, running, wait_for_http
@@ -99,7 +100,8 @@ def client_capacity(rates: list[float], seconds: float, log_dir: Path) -> list[d
         for rate in rates:
             name = f"capacity-{int(rate)}"
             client = offer(f"http://{HOST}:{port}{WEBHOOK_PATH}", rate, WARMUP_SECONDS + seconds, 0, log_dir, name)
-            if client.wait() != 0:
+            client_cpu = _wait_with_cpu(client)
+            if client.returncode != 0:
                 raise RuntimeError(f"the load generator failed; see {log_dir / (name + '-client.log')}")
             summary = client_summary(_load_json(log_dir / f"{name}-client.json"), WARMUP_SECONDS)
             summary.pop("measured")
@@ -126,6 +128,26 @@ def rss_mb(processes: dict[str, int]) -> dict[str, float]:
         except psutil.NoSuchProcess:
             sizes[name] = float("nan")
     return sizes
+
+
+def _wait_with_cpu(process: subprocess.Popen) -> float:
+    """Wait for ``process``; its user + system CPU seconds (read from the kernel as it is reaped)."""
+    _pid, _status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(_status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_seconds(processes: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds of each process and its children (the gateway's workers), every thread."""
+    seconds = {}
+    for name, pid in processes.items():
+        try:
+            process = psutil.Process(pid)
+            members = [process, *process.children(recursive=True)]
+            seconds[name] = sum(sum(m.cpu_times()[:2]) for m in members)
+        except psutil.NoSuchProcess:
+            seconds[name] = float("nan")
+    return seconds
 
 
 def read_arrivals(path: Path) -> dict[str, float]:
@@ -185,7 +207,8 @@ def measure_rate(rate: float, seconds: float, log_dir: Path) -> dict:
     arrivals_path = Path(tempfile.mkstemp(prefix=f"{name}-arrivals-", dir=log_dir)[1])
     with fresh_broker(log_dir, name) as (broker, broker_env), registry(log_dir, name, broker_env) as (reg, env):
         gateway_port = free_port()
-        gateway_env = {**env, "ESPSTREAM_WEBHOOK_SECRET": f"{USER}:{PASSWORD}",
+        # As `espstream run` starts it: a gateway worker per core.
+        gateway_env = {**env, "ESPSTREAM_WEBHOOK_SECRET": f"{USER}:{PASSWORD}", "ESPSTREAM_GATEWAY_WORKERS": str(available_cores()),
                        "ESPSTREAM_GATEWAY_HOST": HOST, "ESPSTREAM_GATEWAY_PORT": str(gateway_port)}
         consumer_env = {**env, "BENCH_ARRIVALS_PATH": str(arrivals_path)}
         with (
@@ -203,16 +226,24 @@ def measure_rate(rate: float, seconds: float, log_dir: Path) -> dict:
             }
             memory = {"idle": rss_mb(processes)}
             client = offer(url, rate, WARMUP_SECONDS + seconds, FIRST_NUMBER, log_dir, name)
+            processes["load generator"] = client.pid
+            cpu_started = cpu_seconds(processes)
             time.sleep(WARMUP_SECONDS + 0.1)
-            memory["after_warmup"] = rss_mb(processes)
-            if client.wait() != 0:
+            memory["after_warmup"] = rss_mb({k: v for k, v in processes.items() if k != "load generator"})
+            client_cpu = _wait_with_cpu(client)
+            if client.returncode != 0:
                 raise RuntimeError(f"the load generator failed; see {log_dir / (name + '-client.log')}")
             record = _load_json(log_dir / f"{name}-client.json")
             summary = client_summary(record, WARMUP_SECONDS)
             measured = summary.pop("measured")
             accepted = {message_id(FIRST_NUMBER + i): i for i in measured if record["status"][i] == 200}
             arrivals = wait_for_arrivals(arrivals_path, set(accepted), DRAIN_TIMEOUT_SECONDS)
+            del processes["load generator"]
             memory["end"] = rss_mb(processes)
+            cpu_ended = {**cpu_seconds(processes), "load generator": client_cpu}
+    # Every webhook of the run (warm-up too) was handled by each process between the two readings.
+    handled = sum(1 for status in record["status"] if status == 200) or 1
+    cpu_us = {name: (cpu_ended[name] - cpu_started[name]) / handled * 1e6 for name in cpu_ended}
     latencies = [
         arrivals[mid] - min(record["due"][i], record["sent"][i]) for mid, i in accepted.items() if mid in arrivals
     ]
@@ -224,21 +255,28 @@ def measure_rate(rate: float, seconds: float, log_dir: Path) -> dict:
         "missing": len(accepted) - len(latencies),
         "latency": percentiles(latencies),
         "memory_mb": memory,
+        "cpu_us_per_webhook": cpu_us,
     }
 
 
-def run(rates: list[float], seconds: float, log_dir: Path, progress=print) -> dict:
+def run(rates: list[float], seconds: float, log_dir: Path, progress=print, rounds: int = 1) -> dict:
+    """Each rate on a fresh stack, ``rounds`` times over (round 1 every rate, then round 2, ...)."""
     capacity = client_capacity(rates, seconds, log_dir)
     for c in capacity:
         progress(f"  e2e: client vs bare endpoint at {c['offered_rate']:,.0f}/s offered: {sent_rate(c):,.0f}/s sent, "
                  f"late p99 {c['client_late'].get('p99_ms', 0):.1f} ms")
     stacks = []
-    for rate in rates:
-        started = time.monotonic()
-        result = measure_rate(rate, seconds, log_dir)
-        stacks.append(result)
-        lat = result["latency"]
-        progress(f"  e2e at {rate:,.0f}/s: sent {sent_rate(result):,.0f}/s, {result['arrived']:,}/{result['accepted']:,} "
-                 f"arrived, p50 {lat.get('p50_ms', float('nan')):.1f} ms p99 {lat.get('p99_ms', float('nan')):.1f} ms "
-                 f"max {lat.get('max_ms', float('nan')):.1f} ms ({time.monotonic() - started:.0f} s)")
-    return {"warmup_seconds": WARMUP_SECONDS, "seconds": seconds, "client_capacity": capacity, "stacks": stacks}
+    for number in range(1, rounds + 1):
+        for rate in rates:
+            started = time.monotonic()
+            round_dir = log_dir / f"round-{number}"
+            round_dir.mkdir(exist_ok=True)
+            result = {**measure_rate(rate, seconds, round_dir), "round": number}
+            stacks.append(result)
+            lat = result["latency"]
+            progress(f"  e2e round {number}/{rounds} at {rate:,.0f}/s: sent {sent_rate(result):,.0f}/s, "
+                     f"{result['arrived']:,}/{result['accepted']:,} arrived, p50 {lat.get('p50_ms', float('nan')):.1f} ms "
+                     f"p99 {lat.get('p99_ms', float('nan')):.1f} ms max {lat.get('max_ms', float('nan')):.1f} ms "
+                     f"({time.monotonic() - started:.0f} s)")
+    return {"warmup_seconds": WARMUP_SECONDS, "seconds": seconds, "rounds": rounds, "cores": available_cores(),
+            "gateway_workers": available_cores(), "client_capacity": capacity, "stacks": stacks}

@@ -122,7 +122,7 @@ def run_consumer(args: argparse.Namespace, log_dir: Path) -> dict:
 
 
 def run_e2e(args: argparse.Namespace, log_dir: Path) -> dict:
-    return e2e_bench.run(args.rates, args.e2e_seconds, log_dir, progress)
+    return e2e_bench.run(args.rates, args.e2e_seconds, log_dir, progress, rounds=args.rounds)
 
 
 def run_load(args: argparse.Namespace, log_dir: Path) -> dict:
@@ -210,8 +210,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="anchor/figure pairs per comparison (default 3)")
     parser.add_argument("--records", type=int, default=200_000, help="raw records per normalizer run (default 200000)")
     parser.add_argument("--events", type=int, default=50_000, help="pre-loaded events per consumer run (default 50000)")
-    parser.add_argument("--rates", type=lambda s: [float(r) for r in s.split(",")], default=[1000.0, 5000.0],
-                        help="end-to-end offered rates, webhooks/s, comma-separated (default 1000,5000)")
+    parser.add_argument("--rates", type=lambda s: [float(r) for r in s.split(",")], default=[1000.0, 3000.0],
+                        help="end-to-end offered rates, webhooks/s, comma-separated (default 1000,3000)")
     parser.add_argument("--e2e-seconds", type=float, default=20.0,
                         help=f"measured seconds per end-to-end rate, after {e2e_bench.WARMUP_SECONDS:.0f} s of warm-up (default 20)")
     parser.add_argument("--load-seconds", type=int, default=60, help="seconds of saturation in the load run (default 60)")
