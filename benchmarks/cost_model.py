@@ -35,6 +35,7 @@ from schemas.webhook_body import json_like_stdlib
 
 from .payloads import raw_records
 from .stack import fresh_broker
+from .stream_bench import produce_all
 
 RECORDS = 20_000
 ROUNDS = 3
@@ -135,18 +136,7 @@ def measure_kafka(log_dir: Path, count: int = RECORDS * 5, rounds: int = ROUNDS)
                                  "linger.ms": 5, "delivery.report.only.error": True,
                                  "queue.buffering.max.messages": 500_000, "queue.buffering.max.kbytes": 1_048_576})
 
-            def produce_all() -> None:
-                for value, headers in records:
-                    while True:
-                        try:
-                            producer.produce(topic, value, headers=headers)
-                            break
-                        except BufferError:
-                            producer.poll(0.05)
-                if producer.flush(60) != 0:
-                    raise RuntimeError("cost model: records not acknowledged")
-
-            produce.append(_cpu_us(produce_all, count))
+            produce.append(_cpu_us(lambda: produce_all(producer, topic, records), count))
             consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": f"cost-model-{index}",
                                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
             consumer.subscribe([topic])

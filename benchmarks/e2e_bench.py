@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -119,12 +120,16 @@ def _load_json(path: Path) -> dict:
 
 def rss_mb(processes: dict[str, int]) -> dict[str, float]:
     """Resident set size of each process (and its children), in MiB."""
+    return _per_process(processes, lambda member: member.memory_info().rss / 2**20)
+
+
+def _per_process(processes: dict[str, int], measure: Callable[[psutil.Process], float]) -> dict[str, float]:
+    """``measure`` summed over each process and its children (NaN for one that is gone)."""
     sizes = {}
     for name, pid in processes.items():
         try:
             process = psutil.Process(pid)
-            members = [process, *process.children(recursive=True)]
-            sizes[name] = sum(m.memory_info().rss for m in members) / 2**20
+            sizes[name] = sum(measure(member) for member in [process, *process.children(recursive=True)])
         except psutil.NoSuchProcess:
             sizes[name] = float("nan")
     return sizes
@@ -139,15 +144,7 @@ def _wait_with_cpu(process: subprocess.Popen) -> float:
 
 def cpu_seconds(processes: dict[str, int]) -> dict[str, float]:
     """User + system CPU seconds of each process and its children (the gateway's workers), every thread."""
-    seconds = {}
-    for name, pid in processes.items():
-        try:
-            process = psutil.Process(pid)
-            members = [process, *process.children(recursive=True)]
-            seconds[name] = sum(sum(m.cpu_times()[:2]) for m in members)
-        except psutil.NoSuchProcess:
-            seconds[name] = float("nan")
-    return seconds
+    return _per_process(processes, lambda member: sum(member.cpu_times()[:2]))
 
 
 def read_arrivals(path: Path) -> dict[str, float]:

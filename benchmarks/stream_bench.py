@@ -35,19 +35,24 @@ def preload(bootstrap_servers: str, topic: str, count: int) -> float:
     )
     records = list(raw_records(count))
     started = time.perf_counter()
+    produce_all(producer, topic, records)
+    stored = read_count(bootstrap_servers, topic, count)
+    if stored != count:
+        raise RuntimeError(f"pre-loading the raw topic: {stored} records stored, {count} written")
+    return time.perf_counter() - started
+
+
+def produce_all(producer: Producer, topic: str, records: list[tuple[bytes, list]]) -> None:
+    """Every (value, headers) of ``records`` produced to ``topic`` and acknowledged."""
     for value, headers in records:
         while True:
             try:
                 producer.produce(topic, value, headers=headers)
                 break
-            except BufferError:
+            except BufferError:  # local queue full: let deliveries drain
                 producer.poll(0.05)
     if producer.flush(120) != 0:
-        raise RuntimeError("pre-loading the raw topic: records not acknowledged")
-    stored = read_count(bootstrap_servers, topic, count)
-    if stored != count:
-        raise RuntimeError(f"pre-loading the raw topic: {stored} records stored, {count} written")
-    return time.perf_counter() - started
+        raise RuntimeError(f"producing to {topic}: records not acknowledged")
 
 
 def measure(kind: str, count: int, log_dir: Path, members: int = 1) -> dict:
