@@ -24,13 +24,13 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, Producer
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import schemaless_reader, schemaless_writer
 
 from espstream import __version__
 from normalizer.core import normalize
 from normalizer.esps import postmark
 from schemas import Provenance, raw
-from schemas.avro import avro_body, event_to_record, record_to_event, schema_str
+from schemas.avro import avro_body, event_to_record, parsed_schema, record_to_event
 from schemas.webhook_body import json_like_stdlib
 
 from .payloads import raw_records
@@ -72,7 +72,7 @@ def measure_cpu_stages(count: int = RECORDS, rounds: int = ROUNDS) -> dict[str, 
     parsed = [json.loads(body) for body in bodies]
     events = [event for webhook in webhooks for event in normalize(webhook.esp, webhook.body, webhook.content_type, webhook.http_headers)]
     _with_provenance(events)
-    schema = parse_schema(json.loads(schema_str()))
+    schema = parsed_schema()
     plain_records = [event_to_record(event) for event in events]
     bodies_avro = [avro_body(event) for event in events]
 

@@ -15,20 +15,17 @@ Where the runner passes a record's position, the helper passes placeholders:
 
 import asyncio
 import inspect
-import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
-from fastavro import parse_schema, schemaless_reader
 
 from normalizer import __version__ as normalizer_version
 from normalizer import normalize
 from schemas import Provenance, TrackingEvent
-from schemas.avro import avro_body, record_to_event, schema_str
+from schemas.avro import avro_body, decode_body
 
 from .runner import TrackingConsumer
 from .signals import Signal, tracking
@@ -167,9 +164,5 @@ def _encode_body(body: Body | None, form: Form | None) -> tuple[bytes, str]:
 
 def _through_avro(event: TrackingEvent) -> TrackingEvent:
     """``event`` as a receiver of the normalized topic decodes it (raises what encoding would)."""
-    return record_to_event(schemaless_reader(io.BytesIO(avro_body(event)), _schema(), _schema()))
+    return decode_body(avro_body(event))
 
-
-@cache
-def _schema() -> Any:
-    return parse_schema(json.loads(schema_str()))

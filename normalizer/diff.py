@@ -20,22 +20,19 @@ compared: diff ranges of a size that fits (a day, an ESP), not all history at on
 """
 
 import dataclasses
-import io
 import json
 import logging
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from fastavro import parse_schema, schemaless_reader
 
 from schemas import TrackingEvent, raw
-from schemas.avro import EventDeserializer, avro_body, record_to_event, registry_unreachable, schema_str
+from schemas.avro import EventDeserializer, avro_body, decode_body, registry_unreachable
 
 from .ranges import (
     RANGE_CONSUMER_CONFIG,
@@ -73,12 +70,8 @@ class LocalCodec:
         return self.FRAMING + avro_body(event)
 
     def decode(self, value: bytes) -> TrackingEvent:
-        return record_to_event(schemaless_reader(io.BytesIO(value[len(self.FRAMING):]), _schema(), _schema()))
+        return decode_body(value[len(self.FRAMING):])
 
-
-@cache
-def _schema() -> Any:
-    return parse_schema(json.loads(schema_str()))
 
 
 @dataclass

@@ -59,10 +59,7 @@ def _metadata_value_from_avro(value: Any) -> Any:
 
 def event_to_record(event: TrackingEvent, ctx: SerializationContext | None = None) -> dict[str, Any]:
     """The Avro record (as a dict) for ``event``."""
-    if event.provenance is None:
-        raise ValueError("an event needs its provenance before it is encoded")
-    if event.event_type not in EVENT_TYPES:
-        raise ValueError(f"event_type {event.event_type!r} is none of the schema's: {', '.join(sorted(EVENT_TYPES))}")
+    _check_encodable(event)
     return {
         "dedupe_id": event.dedupe_id,
         "esp_name": event.esp_name,
@@ -194,7 +191,7 @@ class EventDeserializer:
         if schema.schema_type not in (None, "AVRO") or schema.references or schema.rule_set is not None:
             return None
         writer = parse_schema(json.loads(schema.schema_str))
-        reader = _parsed_schema()
+        reader = parsed_schema()
         return (writer, None) if writer == reader else (writer, reader)
 
 
@@ -225,19 +222,31 @@ def avro_body(event: TrackingEvent) -> bytes:
     ``schemaless_writer(event_to_record(event))`` for every fixture.
     """
     buffer = io.BytesIO()
-    schemaless_writer(buffer, _parsed_schema(), _writer_record(event))
+    schemaless_writer(buffer, parsed_schema(), _writer_record(event))
     return buffer.getvalue()
 
 
-def _writer_record(event: TrackingEvent) -> dict[str, Any]:
-    provenance = event.provenance
-    if provenance is None:
+def _check_encodable(event: TrackingEvent) -> None:
+    """Raise a ValueError naming the field for what the schema cannot hold (fastavro's own errors name none)."""
+    if event.provenance is None:
         raise ValueError("an event needs its provenance before it is encoded")
     if event.event_type not in EVENT_TYPES:
         raise ValueError(f"event_type {event.event_type!r} is none of the schema's: {', '.join(sorted(EVENT_TYPES))}")
+    if event.reject_reason is not None and event.reject_reason not in REJECT_REASONS:
+        raise ValueError(
+            f"reject_reason {event.reject_reason!r} is none of the schema's: {', '.join(sorted(REJECT_REASONS))}"
+        )
+
+
+def decode_body(body: bytes) -> TrackingEvent:
+    """The event whose unframed Avro body (``avro_body``) is ``body``, written with this schema."""
+    return record_to_event(schemaless_reader(io.BytesIO(body), parsed_schema(), None))
+
+
+def _writer_record(event: TrackingEvent) -> dict[str, Any]:
+    _check_encodable(event)
+    provenance = event.provenance
     reject_reason = event.reject_reason
-    if reject_reason is not None and reject_reason not in REJECT_REASONS:
-        raise ValueError(f"reject_reason {reject_reason!r} is none of the schema's: {', '.join(sorted(REJECT_REASONS))}")
     return {
         "dedupe_id": event.dedupe_id,
         "esp_name": event.esp_name,
@@ -304,5 +313,5 @@ def _metadata_branch(value: Any) -> Any:
 
 
 @cache
-def _parsed_schema() -> Any:
+def parsed_schema() -> Any:
     return parse_schema(json.loads(schema_str()))
