@@ -1,14 +1,14 @@
 """The gateway's anchor: a FastAPI POST endpoint that reads the body and answers 200, nothing else.
 
-``python -m benchmarks.bare_app`` serves it through ``gateway.server.serve``
+``python -m benchmarks.bare_app`` serves it through ``espstream.gateway.server.serve``
 itself, so uvicorn runs with exactly the gateway's options (uvloop, httptools,
 access log off, keep-alive timeout); ESPSTREAM_GATEWAY_HOST/PORT say where.
 """
 
 from fastapi import FastAPI, Request, Response
 
-import gateway.server
-from gateway.settings import GatewaySettings
+import espstream.gateway.server
+from espstream.gateway.settings import GatewaySettings
 
 
 def create_bare_app(_settings: GatewaySettings | None = None) -> FastAPI:
@@ -23,8 +23,8 @@ def create_bare_app(_settings: GatewaySettings | None = None) -> FastAPI:
 
 
 def main() -> None:
-    gateway.server.create_app = create_bare_app  # the same uvicorn.run call, another app
-    gateway.server.serve(GatewaySettings())
+    espstream.gateway.server.create_app = create_bare_app  # the same uvicorn.run call, another app
+    espstream.gateway.server.serve(GatewaySettings())
 
 
 if __name__ == "__main__":

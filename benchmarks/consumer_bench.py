@@ -16,11 +16,11 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream import __version__
-from espstream.config import CommonSettings
-from normalizer.core import normalize
-from normalizer.records import event_key
-from schemas import Provenance, raw
-from schemas.avro import EventSerializer
+from espstream.plumbing.config import CommonSettings
+from espstream.normalizer.core import normalize
+from espstream.normalizer.records import event_key
+from espstream.schemas import Provenance, raw
+from espstream.schemas.avro import EventSerializer
 
 from .payloads import raw_records
 from .stack import fresh_broker, registry, run_json_worker

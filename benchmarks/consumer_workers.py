@@ -19,12 +19,12 @@ from confluent_kafka import Consumer, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema, schemaless_reader
 
-from consumers.runner import TrackingConsumer
-from consumers.settings import ConsumerSettings
-from consumers.signals import Signal
-from espstream.batches import durable_consumer_config
-from espstream.offsets import next_offsets
-from schemas.avro import EventDeserializer
+from espstream.consumers.runner import TrackingConsumer
+from espstream.consumers.settings import ConsumerSettings
+from espstream.consumers.signals import Signal
+from espstream.plumbing.batches import durable_consumer_config
+from espstream.plumbing.offsets import next_offsets
+from espstream.schemas.avro import EventDeserializer
 
 BATCH_SIZE = 500
 

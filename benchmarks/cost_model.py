@@ -27,11 +27,11 @@ from confluent_kafka import Consumer, Producer
 from fastavro import schemaless_reader, schemaless_writer
 
 from espstream import __version__
-from normalizer.core import normalize
-from normalizer.esps import postmark
-from schemas import Provenance, raw
-from schemas.avro import avro_body, event_to_record, parsed_schema, record_to_event
-from schemas.webhook_body import json_like_stdlib
+from espstream.normalizer.core import normalize
+from espstream.normalizer.esps import postmark
+from espstream.schemas import Provenance, raw
+from espstream.schemas.avro import avro_body, event_to_record, parsed_schema, record_to_event
+from espstream.schemas.webhook_body import json_like_stdlib
 
 from .payloads import raw_records
 from .stack import fresh_broker

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 
-from consumers import receiver, tracking
+from espstream.consumers import receiver, tracking
 
 _arrivals = open(os.environ["BENCH_ARRIVALS_PATH"], "a", buffering=1 << 20)
 

@@ -24,12 +24,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from confluent_kafka.admin import NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from consumers.export import Exporter
-from consumers.testing import events_from_webhook
-from espstream.config import CommonSettings
-from espstream.topics import create_missing
-from schemas import Provenance, TrackingEvent
-from schemas.avro import EventSerializer
+from espstream.consumers.export import Exporter
+from espstream.testing import events_from_webhook
+from espstream.plumbing.config import CommonSettings
+from espstream.plumbing.topics import create_missing
+from espstream.schemas import Provenance, TrackingEvent
+from espstream.schemas.avro import EventSerializer
 
 from .payloads import postmark_body
 from .topic_count import read_count

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from espstream.config import CommonSettings
+from espstream.plumbing.config import CommonSettings
 from espstream.embedded import free_port, wait_for_port
 
 from .payloads import PASSWORD, USER, USER_AGENT, WEBHOOK_PATH, basic_auth_header, gateway_request_body

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from espstream.config import CommonSettings
+from espstream.plumbing.config import CommonSettings
 from espstream.embedded import free_port
 
 from . import http_bench

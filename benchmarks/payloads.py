@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from starlette.requests import Request
 
 from espstream import __version__
-from gateway.app import _record_headers
-from schemas import raw
+from espstream.gateway.app import _record_headers
+from espstream.schemas import raw
 
 ESP = "postmark"
 WEBHOOK_PATH = f"/webhooks/{ESP}/tracking/"

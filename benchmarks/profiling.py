@@ -75,19 +75,19 @@ class _Proxy:
 def instrument_modules(clock: StageClock) -> None:
     """Clocks on the module-level functions the service calls; before the service is built."""
 
-    import normalizer.records
-    import normalizer.request
-    import schemas.avro
-    import schemas.raw
+    import espstream.normalizer.records
+    import espstream.normalizer.request
+    import espstream.schemas.avro
+    import espstream.schemas.raw
 
-    raw_webhook = schemas.raw.RawWebhook
+    raw_webhook = espstream.schemas.raw.RawWebhook
     raw_webhook.from_record = classmethod(clock.wrap("raw_decode", raw_webhook.from_record.__func__))
-    normalizer.records.normalize = clock.wrap("normalize", normalizer.records.normalize)
-    request = normalizer.request.WebhookRequest
+    espstream.normalizer.records.normalize = clock.wrap("normalize", espstream.normalizer.records.normalize)
+    request = espstream.normalizer.request.WebhookRequest
     request.json = clock.wrap("json_parse", request.json)
-    schemas.avro._writer_record = clock.wrap("to_record", schemas.avro._writer_record)
-    schemas.avro.json = _Proxy(json, dumps=clock.wrap("json_dump", json.dumps))
-    schemas.avro.schemaless_writer = clock.wrap("avro_write", schemas.avro.schemaless_writer)
+    espstream.schemas.avro._writer_record = clock.wrap("to_record", espstream.schemas.avro._writer_record)
+    espstream.schemas.avro.json = _Proxy(json, dumps=clock.wrap("json_dump", json.dumps))
+    espstream.schemas.avro.schemaless_writer = clock.wrap("avro_write", espstream.schemas.avro.schemaless_writer)
 
 
 def instrument_service(service: Any, clock: StageClock) -> None:

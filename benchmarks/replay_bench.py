@@ -20,8 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
-from espstream.config import CommonSettings
-from espstream.topics import ensure_topics
+from espstream.plumbing.config import CommonSettings
+from espstream.plumbing.topics import ensure_topics
 
 from .stack import fresh_broker, registry
 from .stream_bench import preload

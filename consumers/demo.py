@@ -1,6 +1,6 @@
 """The demo receiver `make run` starts: one line per event."""
 
-from schemas import TrackingEvent
+from espstream.schemas import TrackingEvent
 
 from . import receiver, tracking
 

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable
 from typing import Any
 
-from schemas import TrackingEvent
+from espstream.schemas import TrackingEvent
 
 from .settings import ConsumerSettings
 from .signals import Connection, Signal

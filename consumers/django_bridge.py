@@ -18,8 +18,8 @@ import os
 from functools import cache
 from typing import Any
 
-from schemas import TrackingEvent
-from schemas.esps import ANYMAIL_VIEWS, ESP_NAMES
+from espstream.schemas import TrackingEvent
+from espstream.schemas.esps import ANYMAIL_VIEWS, ESP_NAMES
 
 from .signals import Signal, tracking
 

@@ -1,22 +1,16 @@
-"""Prometheus metrics of a consumer group member, and consumer lag for every espstream consumer.
+"""Prometheus metrics of a consumer group member (consumer lag: espstream.plumbing.metrics).
 
 Labels: the group, the receiver (``module.qualname``: as many as the code has),
 the outcome. Never event ids, request ids or recipients.
-
-Lag comes from librdkafka's statistics (``stats_cb``): every few seconds it
-reports, per assigned partition, how far the group's committed offset is behind
-the partition's end. The normalizer uses the same gauge for its own group.
-Nothing is computed per record.
 """
 
-import json
 import logging
 import time
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics, start_http_server
+from prometheus_client import Counter, Histogram, disable_created_metrics
 
-from schemas import TrackingEvent
+from espstream.schemas import TrackingEvent
 
 from .dispatch import Dispatcher, Failure
 from .signals import Connection
@@ -25,15 +19,6 @@ log = logging.getLogger("espstream.consumers")
 
 disable_created_metrics()
 
-# How often librdkafka reports statistics (hence lag) unless ESPSTREAM_KAFKA_CONFIG says otherwise.
-STATISTICS_INTERVAL_MS = 5000
-
-LAG = Gauge(
-    "espstream_consumer_lag_records",
-    "Records after the group's committed offset on each partition this process is assigned "
-    "(librdkafka's consumer_lag), by consumer group, topic and partition",
-    ["group", "topic", "partition"],
-)
 EVENTS = Counter(
     "espstream_consumer_events",
     "Events finished by a consumer group member, by outcome: handled (every wanted receiver returned), "
@@ -68,52 +53,6 @@ EVENT_AGE_SECONDS = Histogram(
     ["group"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0),
 )
-
-
-class ConsumerLag:
-    """A librdkafka ``stats_cb``: sets the lag gauge of each assigned partition, drops those no longer assigned."""
-
-    def __init__(self, group: str):
-        self.group = group
-        self._reported: set[tuple[str, str]] = set()
-
-    def config(self, kafka_config: dict[str, Any]) -> dict[str, Any]:
-        """The consumer's librdkafka properties for this callback: the user's interval, if any, wins."""
-        return {"statistics.interval.ms": kafka_config.get("statistics.interval.ms", STATISTICS_INTERVAL_MS), "stats_cb": self}
-
-    def __call__(self, stats_json: str) -> None:
-        try:
-            lags = partition_lags(json.loads(stats_json))
-        except (ValueError, AttributeError, TypeError) as error:  # statistics are best effort; never stop consuming
-            log.debug("unreadable librdkafka statistics: %s", error)
-            return
-        for topic, partition in self._reported - lags.keys():
-            LAG.remove(self.group, topic, partition)
-        for (topic, partition), lag in lags.items():
-            LAG.labels(self.group, topic, partition).set(lag)
-        self._reported = set(lags)
-
-
-def partition_lags(stats: dict[str, Any]) -> dict[tuple[str, str], int]:
-    """(topic, partition) -> records after the group's committed offset, for each assigned partition.
-
-    librdkafka's ``consumer_lag`` is -1 until the group has committed on the
-    partition; espstream's consumers then start at the beginning
-    (``auto.offset.reset=earliest``), so the lag is everything the partition holds.
-    """
-    lags = {}
-    for topic, topic_stats in stats.get("topics", {}).items():
-        for partition, partition_stats in topic_stats.get("partitions", {}).items():
-            # "-1" is librdkafka's internal unassigned partition; fetch_state "none": not assigned here.
-            if partition == "-1" or partition_stats.get("fetch_state", "none") == "none":
-                continue
-            lag = partition_stats.get("consumer_lag", -1)
-            low, high = partition_stats.get("lo_offset", -1), partition_stats.get("hi_offset", -1)
-            if lag < 0 and partition_stats.get("committed_offset", -1) < 0 and 0 <= low <= high:
-                lag = high - low
-            if lag >= 0:
-                lags[(topic, partition)] = lag
-    return lags
 
 
 class GroupMetrics:
@@ -171,16 +110,3 @@ class MeteredDispatcher(Dispatcher):
         for connection, _error in failures:
             self.metrics.failed(connection.name)
         return failures
-
-
-class MetricsPortUnavailable(OSError):
-    """The metrics port cannot be listened on (taken, or not an address of this host)."""
-
-
-def serve(host: str, port: int, setting: str, logger: logging.Logger) -> None:
-    """Serve this process's metrics on ``host:port`` (a daemon thread); ``setting`` names the port in errors."""
-    try:
-        start_http_server(port, addr=host)
-    except OSError as error:
-        raise MetricsPortUnavailable(f"{setting}={port} on {host}: {error.strerror or error}") from None
-    logger.info("metrics on http://%s:%d/metrics", host, port)

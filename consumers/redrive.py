@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from espstream.deadletters import DeadLetterReader, DeadLetterWriter, header_text
-from schemas import TrackingEvent, raw
-from schemas.avro import EventDeserializer
+from espstream.plumbing.deadletters import DeadLetterReader, DeadLetterWriter, header_text
+from espstream.schemas import TrackingEvent, raw
+from espstream.schemas.avro import EventDeserializer
 
 from .dispatch import AsyncLoop, Dispatcher
 from .runner import DECODE, TrackingConsumer, group_dead_letter_headers

@@ -14,7 +14,7 @@ and are committed before their partitions are released, so the next owner
 starts exactly after them.
 
 Each event's handling runs with its webhook's request id in the logging context
-(espstream.logs.REQUEST_ID), so the receivers' log lines and ours carry it.
+(espstream.plumbing.logs.REQUEST_ID), so the receivers' log lines and ours carry it.
 Metrics (consumers.metrics) are served on ESPSTREAM_CONSUMER_METRICS_PORT.
 """
 
@@ -30,16 +30,18 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from espstream.batches import durable_consumer_config
-from espstream.deadletters import DeadLetterWriter
-from espstream.logs import REQUEST_ID
-from espstream.topics import create_missing, retained_topic
-from schemas import TrackingEvent, raw
-from schemas.avro import EventDeserializer, registry_unreachable
+from espstream.plumbing.batches import durable_consumer_config
+from espstream.plumbing.deadletters import DeadLetterWriter
+from espstream.plumbing.logs import REQUEST_ID
+from espstream.plumbing.topics import create_missing, retained_topic
+from espstream.schemas import TrackingEvent, raw
+from espstream.schemas.avro import EventDeserializer, registry_unreachable
 
 from .dispatch import AsyncLoop, DedupeWindow
 from .inflight import InFlight, PartitionId, PartitionWork
-from .metrics import ConsumerLag, GroupMetrics, MeteredDispatcher, MetricsPortUnavailable, serve
+from espstream.plumbing.metrics import ConsumerLag, MetricsPortUnavailable, serve
+
+from .metrics import GroupMetrics, MeteredDispatcher
 from .settings import ConsumerSettings
 from .signals import Signal, tracking
 

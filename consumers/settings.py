@@ -2,8 +2,8 @@
 
 from pydantic import Field
 
-from espstream.config import CommonSettings
-from espstream.deadletters import redrive_group
+from espstream.plumbing.config import CommonSettings
+from espstream.plumbing.deadletters import redrive_group
 
 
 class ConsumerSettings(CommonSettings):

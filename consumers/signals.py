@@ -4,7 +4,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from schemas import TrackingEvent
+from espstream.schemas import TrackingEvent
 
 Receiver = Callable[..., Any]
 

@@ -33,10 +33,10 @@ from confluent_kafka import (
 )
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from espstream.config import CommonSettings
-from schemas import TrackingEvent
-from schemas.avro import EVENT_TYPES, EventDeserializer, registry_unreachable
-from schemas.esps import esp_slug
+from espstream.plumbing.config import CommonSettings
+from espstream.schemas import TrackingEvent
+from espstream.schemas.avro import EVENT_TYPES, EventDeserializer, registry_unreachable
+from espstream.schemas.esps import esp_slug
 
 log = logging.getLogger("espstream.tail")
 

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from confluent_kafka import Message
 
-from .config import CommonSettings, RegistrySettings
-from .times import millis, parse_time
+from espstream.plumbing.config import CommonSettings, RegistrySettings
+from espstream.plumbing.times import millis, parse_time
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    from gateway.app import ConfigurationError
-    from gateway.server import serve
+    from espstream.gateway.app import ConfigurationError
+    from espstream.gateway.server import serve
 
     try:
         return serve(workers=args.workers)
@@ -26,10 +26,10 @@ def _gateway(args: argparse.Namespace) -> int:
 
 
 def _normalize(args: argparse.Namespace) -> int:
-    from normalizer.service import run
+    from espstream.normalizer.service import run
 
     if args.processes > 1:
-        from normalizer import processes
+        from espstream.normalizer import processes
 
         return processes.run(args.processes)
     run()
@@ -37,14 +37,14 @@ def _normalize(args: argparse.Namespace) -> int:
 
 
 def _consume(args: argparse.Namespace) -> int:
-    from consumers.runner import run
+    from espstream.consumers.runner import run
 
     sys.path.insert(0, ".")  # receiver modules are named like imports from the working directory
     if not args.modules and not args.django_settings:
         print("espstream consume: give receiver MODULE(s), --django-settings, or both", file=sys.stderr)
         return 2
     if args.django_settings:
-        from consumers.django_bridge import DjangoUnavailable, setup
+        from espstream.consumers.django_bridge import DjangoUnavailable, setup
 
         try:
             setup(args.django_settings)  # before MODULEs: they may use the Django project's models
@@ -58,7 +58,7 @@ def _consume(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from consumers.tail import run
+    from espstream.consumers.tail import run
 
     try:
         return run(
@@ -96,7 +96,7 @@ def _positive(text: str) -> int:
 def _dlq_list(args: argparse.Namespace) -> int:
     import json
 
-    from .deadletters import DeadLetterReader, group_letters, listing_json, listing_text, summary
+    from espstream.plumbing.deadletters import DeadLetterReader, group_letters, listing_json, listing_text, summary
 
     topic, group = _dead_letters(args.group)
     esp_of, fields = _letter_fields(args.group)
@@ -116,21 +116,21 @@ def _dlq_list(args: argparse.Namespace) -> int:
 def _letter_fields(group: str | None) -> "tuple[Callable[[Message], str | None], Callable[[Message], dict[str, str]]]":
     """How to find a letter's ESP beyond its headers, and what letters are grouped by."""
     if group is None:
-        from normalizer.redrive import letter_fields
+        from espstream.normalizer.redrive import letter_fields
 
         return (lambda letter: None), letter_fields
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    from schemas.avro import EventDeserializer
+    from espstream.schemas.avro import EventDeserializer
 
-    from .deadletters import event_esp, group_letter_fields
+    from espstream.plumbing.deadletters import event_esp, group_letter_fields
 
     decode = EventDeserializer(SchemaRegistryClient(CommonSettings().registry()))
     return (lambda letter: event_esp(letter, decode)), group_letter_fields(decode)
 
 
 def _dlq_show(args: argparse.Namespace) -> int:
-    from .deadletters import NoSuchLetter, read_letter, render_letter
+    from espstream.plumbing.deadletters import NoSuchLetter, read_letter, render_letter
 
     topic, _group = _dead_letters(args.group)
     partition, offset = args.position
@@ -147,9 +147,9 @@ def _dlq_show(args: argparse.Namespace) -> int:
     if args.group is not None:  # a group's letters hold an Avro event
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
-        from schemas.avro import EventDeserializer
+        from espstream.schemas.avro import EventDeserializer
 
-        from .deadletters import event_text
+        from espstream.plumbing.deadletters import event_text
 
         decoded = event_text(letter, EventDeserializer(SchemaRegistryClient(CommonSettings().registry())))
     print(render_letter(letter, decoded), end="")
@@ -183,11 +183,11 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
     if not args.modules and not args.django_settings:
         print("espstream dlq redrive: give the receiver MODULE(s) (or --django-settings) the group consumes with", file=sys.stderr)
         return 2
-    from consumers.redrive import UnknownReceiver, redrive
+    from espstream.consumers.redrive import UnknownReceiver, redrive
 
     sys.path.insert(0, ".")
     if args.django_settings:
-        from consumers.django_bridge import DjangoUnavailable, setup
+        from espstream.consumers.django_bridge import DjangoUnavailable, setup
 
         try:
             setup(args.django_settings)
@@ -209,10 +209,10 @@ def _normalizer_redrive(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
-    from normalizer.redrive import Tally, redrive
-    from schemas.avro import registry_unreachable
+    from espstream.normalizer.redrive import Tally, redrive
+    from espstream.schemas.avro import registry_unreachable
 
-    from schemas.esps import esp_slug
+    from espstream.schemas.esps import esp_slug
 
     try:
         esps = [esp_slug(name) for name in _listed(args.esp) or ()] or None
@@ -236,20 +236,20 @@ def _normalizer_redrive(args: argparse.Namespace) -> int:
 
 def _dead_letters(group: str | None) -> tuple[str, str]:
     """A receiver group's dead-letter topic, else the normalizer's; and the group marking what was redriven."""
-    from .deadletters import redrive_group
+    from espstream.plumbing.deadletters import redrive_group
 
     if group is not None:
-        from consumers.settings import ConsumerSettings
+        from espstream.consumers.settings import ConsumerSettings
 
         return ConsumerSettings().group_dlq_topic(group), redrive_group(group)
-    from normalizer.settings import NormalizerSettings
+    from espstream.normalizer.settings import NormalizerSettings
 
     settings = NormalizerSettings()
     return settings.dlq_topic, redrive_group(settings.normalizer_group)
 
 
 def _registry(args: argparse.Namespace) -> int:
-    from schemas.registry import serve
+    from espstream.registry import serve
 
     settings = RegistrySettings()
     serve(settings.registry_host, settings.registry_port, settings.kafka(), settings.registry_topic)
@@ -259,9 +259,9 @@ def _registry(args: argparse.Namespace) -> int:
 def _topics(args: argparse.Namespace) -> int:
     from confluent_kafka import KafkaException
 
-    from consumers.settings import ConsumerSettings
+    from espstream.consumers.settings import ConsumerSettings
 
-    from .topics import ensure
+    from espstream.plumbing.topics import ensure
 
     settings = ConsumerSettings()
     dead_letter_topics = [settings.group_dlq_topic(group) for group in _listed(args.group) or []]
@@ -278,8 +278,8 @@ def _topics(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     import json
 
-    from normalizer.audit import AuditError, audit, render
-    from normalizer.settings import NormalizerSettings
+    from espstream.normalizer.audit import AuditError, audit, render
+    from espstream.normalizer.settings import NormalizerSettings
 
     try:
         report = audit(NormalizerSettings(), args.start, args.end, examples=args.examples)
@@ -295,8 +295,8 @@ def _replay(args: argparse.Namespace) -> int:
 
     from confluent_kafka import KafkaException
 
-    from normalizer.ranges import RangeError, RangeSpec, esp_slug, parse_offsets
-    from normalizer.replay import ReplayError
+    from espstream.normalizer.ranges import RangeError, RangeSpec, esp_slug, parse_offsets
+    from espstream.normalizer.replay import ReplayError
 
     try:
         spec = RangeSpec(
@@ -310,7 +310,7 @@ def _replay(args: argparse.Namespace) -> int:
             raise RangeError("--diff writes nothing and keeps no checkpoint: --name and --restart do not apply")
         options = {"esps": esps, "to_topic": args.to_topic, "dlq_topic": args.dlq_topic}
         if args.diff:
-            from normalizer.diff import Diff, format_report
+            from espstream.normalizer.diff import Diff, format_report
 
             try:
                 report = Diff(spec, **options).run()
@@ -318,7 +318,7 @@ def _replay(args: argparse.Namespace) -> int:
                 return 130
             print(json.dumps(report.as_json(), ensure_ascii=False) if args.json else format_report(report), flush=True)
             return 0
-        from normalizer.replay import Replay, format_summary, run
+        from espstream.normalizer.replay import Replay, format_summary, run
 
         replay = Replay(spec, name=args.name, restart=args.restart, progress_interval=args.progress_interval, **options)
         summary = run(replay)
@@ -333,7 +333,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from consumers.export import Exporter, ExportError
+    from espstream.consumers.export import Exporter, ExportError
 
     try:
         exporter = Exporter(
@@ -533,7 +533,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
-    from .logs import configure
+    from espstream.plumbing.logs import configure
 
     try:
         configure()  # JSON lines unless stderr is a terminal (ESPSTREAM_LOG_FORMAT, ESPSTREAM_LOG_LEVEL)

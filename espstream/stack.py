@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .config import CommonSettings
+from espstream.plumbing.config import CommonSettings
 from .embedded import EmbeddedBroker, wait_for_port
-from .topics import ensure_topics
+from espstream.plumbing.topics import ensure_topics
 
 DEMO_GROUP = "espstream-demo"
 GATEWAY_PORT = 8000
@@ -92,7 +92,7 @@ def run_stack() -> int:
         consumer_env = {**env, "ESPSTREAM_CONSUMER_METRICS_PORT": env.get("ESPSTREAM_CONSUMER_METRICS_PORT", str(DEMO_CONSUMER_METRICS_PORT))}
         children.append(Child("gateway", ["gateway"], gateway_env))
         children.append(Child("normalizer", ["normalize"], normalizer_env))
-        children.append(Child("demo consumer", ["consume", "consumers.demo", "--group", DEMO_GROUP], consumer_env))
+        children.append(Child("demo consumer", ["consume", "espstream.consumers.demo", "--group", DEMO_GROUP], consumer_env))
         wait_for_port("127.0.0.1", GATEWAY_PORT, timeout=30)
         _announce(env.get("ESPSTREAM_WEBHOOK_SECRET"), _metrics_urls(gateway_env, normalizer_env, consumer_env))
 

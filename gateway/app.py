@@ -32,12 +32,13 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 
 from espstream import __version__
-from espstream.logs import REQUEST_ID
-from schemas import raw
-from schemas.esps import ESP_SLUGS
+from espstream.plumbing.metrics import serve
+from espstream.plumbing.logs import REQUEST_ID
+from espstream.schemas import raw
+from espstream.schemas.esps import ESP_SLUGS
 
 from .auth import BasicAuth
-from .metrics import STATUS_OF_REASON, RequestMetrics, serve
+from .metrics import STATUS_OF_REASON, RequestMetrics
 from .producer import AckingProducer, BrokerUnavailable
 from .settings import GatewaySettings
 from .signatures import InvalidKey, SignatureError, SignatureUnavailable, SignedRequest, Verifier, build_verifiers
@@ -139,7 +140,7 @@ def create_app(
     metrics_server = None
     if settings.gateway_metrics_port:
         try:  # now, so that a taken port stops the gateway before it listens for webhooks
-            metrics_server = serve(settings.metrics_host, settings.gateway_metrics_port)
+            metrics_server = serve(settings.metrics_host, settings.gateway_metrics_port, "ESPSTREAM_GATEWAY_METRICS_PORT", log)
         except OSError as error:
             raise ConfigurationError(str(error)) from None
 

@@ -9,23 +9,11 @@ the ESP-facing webhook port: a proxy in front can make any client look local,
 and the counts tell how many webhooks each ESP sends.
 """
 
-import logging
 from collections.abc import Mapping
-from http.server import HTTPServer
 
-from prometheus_client import (
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    start_http_server,
-)
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
-from schemas.esps import ESP_SLUGS
-
-log = logging.getLogger("espstream.gateway")
+from espstream.schemas.esps import ESP_SLUGS
 
 # Counters without a ``_created`` twin each: half the series, nothing lost for rate().
 disable_created_metrics()
@@ -97,16 +85,3 @@ class RequestMetrics:
         if child is None:
             child = self._body_bytes[esp] = BODY_BYTES.labels(esp)
         child.observe(size)
-
-
-def serve(host: str, port: int, registry: CollectorRegistry = REGISTRY) -> HTTPServer:
-    """Serve ``registry`` on ``host:port`` from a thread of their own; ``shutdown()`` the result to stop.
-
-    OSError (with the setting's name) when the port cannot be listened on.
-    """
-    try:
-        server, _thread = start_http_server(port, addr=host, registry=registry)
-    except OSError as error:
-        raise OSError(f"ESPSTREAM_GATEWAY_METRICS_PORT={port} on {host}: {error.strerror or error}") from None
-    log.info("metrics on http://%s:%d/metrics", host, port)
-    return server

@@ -167,7 +167,7 @@ def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
         "http": limited_protocol(settings),
         "access_log": False,  # the app logs one line per webhook itself (espstream.gateway.access)
         "log_level": "info",
-        "log_config": None,  # uvicorn's loggers go through espstream.logs like every other
+        "log_config": None,  # uvicorn's loggers go through espstream.plumbing.logs like every other
         # An idle kept-alive connection is closed after this.
         "timeout_keep_alive": 5,
         "proxy_headers": True,

@@ -15,8 +15,8 @@ from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from espstream.config import CommonSettings
-from schemas.esps import ESP_SLUGS
+from espstream.plumbing.config import CommonSettings
+from espstream.schemas.esps import ESP_SLUGS
 
 ENV_PREFIX = "ESPSTREAM_"
 

@@ -46,7 +46,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from . import metrics
+from espstream.plumbing.metrics import serve
 from .app import ConfigurationError, check_protection, create_app
 from .settings import GatewaySettings
 
@@ -77,7 +77,7 @@ def serve_workers(settings: GatewaySettings, count: int) -> int:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=metrics_dir)
             try:
-                metrics_server = metrics.serve(settings.metrics_host, settings.gateway_metrics_port, registry)
+                metrics_server = serve(settings.metrics_host, settings.gateway_metrics_port, "ESPSTREAM_GATEWAY_METRICS_PORT", log, registry)
             except OSError as error:
                 raise ConfigurationError(str(error)) from None
         try:
@@ -209,7 +209,7 @@ class WorkerServer(uvicorn.Server):
 
 def run_worker(settings: GatewaySettings, ready: Connection, parent_pid: int) -> None:
     """A worker process: its own app and Kafka producer, uvicorn on its own socket of the shared port."""
-    from espstream.logs import configure
+    from espstream.plumbing.logs import configure
 
     from .server import uvicorn_options
 

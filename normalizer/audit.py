@@ -44,9 +44,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema, schemaless_reader
 
 from espstream import __version__
-from espstream.config import CommonSettings
-from schemas import raw
-from schemas.avro import registry_unreachable
+from espstream.plumbing.config import CommonSettings
+from espstream.schemas import raw
+from espstream.schemas.avro import registry_unreachable
 
 from .core import normalize
 from .settings import NormalizerSettings

@@ -4,8 +4,8 @@ from collections.abc import Mapping
 from functools import partial
 from hashlib import blake2b
 
-from schemas import TrackingEvent
-from schemas.raw import LazyMapping
+from espstream.schemas import TrackingEvent
+from espstream.schemas.raw import LazyMapping
 
 from .errors import MalformedPayload
 from .esps import esp_module

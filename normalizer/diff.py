@@ -31,8 +31,8 @@ from typing import Any
 from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from schemas import TrackingEvent, raw
-from schemas.avro import EventDeserializer, avro_body, decode_body, registry_unreachable
+from espstream.schemas import TrackingEvent, raw
+from espstream.schemas.avro import EventDeserializer, avro_body, decode_body, registry_unreachable
 
 from .ranges import (
     RANGE_CONSUMER_CONFIG,

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
-from schemas import TrackingEvent
-from schemas.avro import EVENT_TYPES
-from schemas.esps import ESP_SLUGS
+from espstream.schemas import TrackingEvent
+from espstream.schemas.avro import EVENT_TYPES
+from espstream.schemas.esps import ESP_SLUGS
 
 disable_created_metrics()
 

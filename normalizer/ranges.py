@@ -17,8 +17,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from schemas import raw
-from schemas.esps import esp_slug as schema_esp_slug
+from espstream.schemas import raw
+from espstream.schemas.esps import esp_slug as schema_esp_slug
 
 READ_TIMEOUT_SECONDS = 30.0
 # librdkafka settings for reading a bounded range: a fetch at the end of a partition comes back

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from confluent_kafka import Message
 
 from espstream import __version__
-from schemas import Provenance, TrackingEvent
-from schemas import raw
-from schemas.avro import EventSerializer
+from espstream.schemas import Provenance, TrackingEvent
+from espstream.schemas import raw
+from espstream.schemas.avro import EventSerializer
 
 from .core import normalize
 from .errors import MalformedRecord

@@ -29,7 +29,7 @@ from confluent_kafka import KafkaException, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream import __version__
-from espstream.deadletters import (
+from espstream.plumbing.deadletters import (
     DLQ_PREFIX,
     DeadLetterReader,
     DeadLetterWriter,
@@ -38,9 +38,9 @@ from espstream.deadletters import (
     letter_attempts,
     redrive_group,
 )
-from schemas import raw
-from schemas.avro import EventSerializer
-from schemas.esps import esp_slug
+from espstream.schemas import raw
+from espstream.schemas.avro import EventSerializer
+from espstream.schemas.esps import esp_slug
 
 from .records import RecordNormalizer
 from .settings import NormalizerSettings

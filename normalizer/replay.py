@@ -30,10 +30,10 @@ from typing import Any, TextIO
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from espstream.batches import RETRY_BACKOFF_SECONDS, durable_consumer_config, durable_producer_config
-from espstream.offsets import first_offsets, next_offsets
-from espstream.topics import create_missing, wanted_topics
-from schemas.avro import EventSerializer
+from espstream.plumbing.batches import RETRY_BACKOFF_SECONDS, durable_consumer_config, durable_producer_config
+from espstream.plumbing.offsets import first_offsets, next_offsets
+from espstream.plumbing.topics import create_missing, wanted_topics
+from espstream.schemas.avro import EventSerializer
 
 from .ranges import RANGE_CONSUMER_CONFIG, READ_TIMEOUT_SECONDS, Bounds, RangeError, RangeReader, RangeSpec, record_esp, resolve, topic_partitions
 from .records import RecordNormalizer, dead_letter_headers

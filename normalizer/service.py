@@ -1,6 +1,6 @@
 """The normalizer service: raw topic -> Avro events on the normalized topic, failures to the DLQ.
 
-At least once (espstream.batches): every event or dead letter produced for a
+At least once (espstream.plumbing.batches): every event or dead letter produced for a
 batch of raw records is acknowledged before the batch's offsets are committed.
 Metrics (normalizer.metrics) are served on ESPSTREAM_NORMALIZER_METRICS_PORT.
 """
@@ -12,10 +12,10 @@ import time
 from confluent_kafka import KafkaException, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from consumers.metrics import ConsumerLag, MetricsPortUnavailable, serve
-from espstream.batches import BatchWorker
-from schemas import raw
-from schemas.avro import EventSerializer
+from espstream.plumbing.metrics import ConsumerLag, MetricsPortUnavailable, serve
+from espstream.plumbing.batches import BatchWorker
+from espstream.schemas import raw
+from espstream.schemas.avro import EventSerializer
 
 from .errors import NormalizeError
 from .metrics import BatchTally, NormalizerMetrics, esp_label

@@ -2,7 +2,7 @@
 
 from pydantic import Field
 
-from espstream.config import CommonSettings
+from espstream.plumbing.config import CommonSettings
 
 
 class NormalizerSettings(CommonSettings):

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from espstream.config import CommonSettings
+from espstream.plumbing.config import CommonSettings
 from espstream.embedded import EmbeddedBroker, free_port
 
 

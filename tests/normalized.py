@@ -4,11 +4,11 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from consumers.testing import events_from_webhook
-from espstream.config import CommonSettings
-from espstream.topics import create_missing
-from schemas import TrackingEvent
-from schemas.avro import EventSerializer
+from espstream.testing import events_from_webhook
+from espstream.plumbing.config import CommonSettings
+from espstream.plumbing.topics import create_missing
+from espstream.schemas import TrackingEvent
+from espstream.schemas.avro import EventSerializer
 from tests.services import own_topics
 
 
@@ -23,7 +23,7 @@ def fresh_settings(bootstrap_servers: str, registry_url: str, partitions: int = 
 def produce_webhook(
     env: dict[str, str], esp: str, body=None, *, topic: str | None = None, record_headers=None, **options
 ) -> list[TrackingEvent]:
-    """The events of one webhook (see consumers.testing), produced keyed by message id; returns them."""
+    """The events of one webhook (see espstream.testing), produced keyed by message id; returns them."""
     events = events_from_webhook(esp, body, **options)
     topic = topic or env["ESPSTREAM_NORMALIZED_TOPIC"]
     serialize = EventSerializer(SchemaRegistryClient({"url": env["ESPSTREAM_SCHEMA_REGISTRY_URL"]}), topic)

@@ -9,7 +9,7 @@ import json
 import os
 import random
 
-from consumers import receiver, tracking
+from espstream.consumers import receiver, tracking
 
 running = 0
 

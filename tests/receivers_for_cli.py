@@ -3,7 +3,7 @@
 import json
 import os
 
-from consumers import receiver, tracking
+from espstream.consumers import receiver, tracking
 
 
 @receiver(tracking)

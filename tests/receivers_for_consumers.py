@@ -9,7 +9,7 @@ import json
 import os
 import time
 
-from consumers import receiver, tracking
+from espstream.consumers import receiver, tracking
 
 
 def append(receiver_name: str, event, kwargs: dict) -> None:

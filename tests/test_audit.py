@@ -11,14 +11,14 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream import __version__
 from espstream.embedded import EmbeddedBroker
-from espstream.topics import ensure_topics
-from espstream.times import parse_time
-from normalizer.audit import audit
-from normalizer.errors import MalformedPayload
-from normalizer.records import dead_letter_headers
-from normalizer.settings import NormalizerSettings
-from schemas import TrackingEvent
-from schemas.avro import EventDeserializer, EventSerializer
+from espstream.plumbing.topics import ensure_topics
+from espstream.plumbing.times import parse_time
+from espstream.normalizer.audit import audit
+from espstream.normalizer.errors import MalformedPayload
+from espstream.normalizer.records import dead_letter_headers
+from espstream.normalizer.settings import NormalizerSettings
+from espstream.schemas import TrackingEvent
+from espstream.schemas.avro import EventDeserializer, EventSerializer
 from tests.conftest import settings_from_env
 from tests.faults.helpers import (
     committed_total,

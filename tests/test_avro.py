@@ -14,8 +14,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from schemas.avro import EventDeserializer, EventSerializer, schema_str
-from schemas.event import EventType, Provenance, RejectReason, TrackingEvent
+from espstream.schemas.avro import EventDeserializer, EventSerializer, schema_str
+from espstream.schemas.event import EventType, Provenance, RejectReason, TrackingEvent
 
 TOPIC = f"tracking.normalized.{uuid.uuid4().hex[:12]}"
 INDIA = timezone(timedelta(hours=5, minutes=30))

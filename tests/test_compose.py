@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from consumers.settings import ConsumerSettings
+from espstream.consumers.settings import ConsumerSettings
 from espstream.cli import parser
-from espstream.config import RegistrySettings
-from gateway.settings import GatewaySettings
-from normalizer.settings import NormalizerSettings
+from espstream.plumbing.config import RegistrySettings
+from espstream.gateway.settings import GatewaySettings
+from espstream.normalizer.settings import NormalizerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

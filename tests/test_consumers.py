@@ -22,13 +22,13 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from consumers.runner import TrackingConsumer
-from consumers.settings import ConsumerSettings
-from consumers.signals import Signal
+from espstream.consumers.runner import TrackingConsumer
+from espstream.consumers.settings import ConsumerSettings
+from espstream.consumers.signals import Signal
 from espstream.embedded import EmbeddedBroker
-from espstream.topics import ensure_topics
-from schemas import Provenance, TrackingEvent
-from schemas.avro import EventSerializer
+from espstream.plumbing.topics import ensure_topics
+from espstream.schemas import Provenance, TrackingEvent
+from espstream.schemas.avro import EventSerializer
 from tests.conftest import settings_from_env
 from tests.services import Service, eventually, read_topic, own_topics
 

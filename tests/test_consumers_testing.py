@@ -1,4 +1,4 @@
-"""consumers.testing: a raw webhook through normalize() to receivers, in process, no Kafka."""
+"""espstream.testing: a raw webhook through normalize() to receivers, in process, no Kafka."""
 
 import asyncio
 import json
@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consumers import Signal, receiver
-from consumers.runner import TrackingConsumer
-from consumers.testing import asend_webhook, events_from_webhook, send_event, send_webhook
-from normalizer import MalformedPayload, normalize
+from espstream.consumers import Signal, receiver
+from espstream.consumers.runner import TrackingConsumer
+from espstream.testing import asend_webhook, events_from_webhook, send_event, send_webhook
+from espstream.normalizer import MalformedPayload, normalize
 
 BOUNCE = {
     "RecordType": "Bounce",

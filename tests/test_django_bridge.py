@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from consumers.django_bridge import anymail_view, to_anymail_event
-from consumers.testing import events_from_webhook
+from espstream.consumers.django_bridge import anymail_view, to_anymail_event
+from espstream.testing import events_from_webhook
 from espstream.embedded import EmbeddedBroker
-from normalizer import NormalizeError
-from schemas import raw
+from espstream.normalizer import NormalizeError
+from espstream.schemas import raw
 from tests.normalized import fresh_settings, produce_webhook
 from tests.parity.compare import anymail_fields, differences
 from tests.parity.fixtures import fixtures_for
@@ -111,7 +111,7 @@ def test_anymail_receivers_of_a_django_project_run_unchanged(
     assert failing not in {r["message_id"] for r in records}
     headers = dict(letter.headers())
     assert letter.key() == failing.encode()
-    assert headers[raw.DLQ_RECEIVER] == b"consumers.django_bridge.send_to_anymail"
+    assert headers[raw.DLQ_RECEIVER] == b"espstream.consumers.django_bridge.send_to_anymail"
     assert headers[raw.DLQ_ERROR_CLASS] == b"RuntimeError"
     assert b"cannot reach the CRM" in headers[raw.DLQ_ERROR_MESSAGE]
     assert headers[raw.DLQ_ATTEMPTS] == b"2"

@@ -25,11 +25,11 @@ from confluent_kafka import Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.embedded import EmbeddedBroker
-from espstream.topics import ensure_topics
-from normalizer.core import normalize
-from normalizer.records import event_key
-from schemas import raw
-from schemas.avro import EventDeserializer
+from espstream.plumbing.topics import ensure_topics
+from espstream.normalizer.core import normalize
+from espstream.normalizer.records import event_key
+from espstream.schemas import raw
+from espstream.schemas.avro import EventDeserializer
 from tests.conftest import settings_from_env
 from tests.services import Service, count_records, eventually, read_topic, own_topics
 

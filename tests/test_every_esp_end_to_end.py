@@ -11,9 +11,9 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.embedded import EmbeddedBroker
-from normalizer.esps import PARSERS
-from schemas import TrackingEvent
-from schemas.avro import EventDeserializer
+from espstream.normalizer.esps import PARSERS
+from espstream.schemas import TrackingEvent
+from espstream.schemas.avro import EventDeserializer
 from tests.parity.compare import assert_same_events
 from tests.parity.fixtures import Fixture, fixtures_for
 from tests.parity.harness import anymail_expected, departure_expected, run_anymail

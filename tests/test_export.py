@@ -16,15 +16,15 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from consumers.export import Exporter, ExportError, Summary, UndecodableRecord, date_reader
-from espstream.times import parse_time
+from espstream.consumers.export import Exporter, ExportError, Summary, UndecodableRecord, date_reader
+from espstream.plumbing.times import parse_time
 from espstream import __version__
 from espstream.embedded import EmbeddedBroker
-from normalizer import normalize
-from normalizer.records import event_key
-from schemas import Provenance, TrackingEvent
-from schemas.avro import EventDeserializer, EventSerializer, event_to_record, record_to_event, schema_str
-from schemas.esps import ESP_NAMES
+from espstream.normalizer import normalize
+from espstream.normalizer.records import event_key
+from espstream.schemas import Provenance, TrackingEvent
+from espstream.schemas.avro import EventDeserializer, EventSerializer, event_to_record, record_to_event, schema_str
+from espstream.schemas.esps import ESP_NAMES
 from tests.conftest import settings_from_env
 from tests.normalized import fresh_settings
 from tests.parity.fixtures import fixtures_for

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from espstream.embedded import EmbeddedBroker, free_port
-from espstream.topics import ensure_topics
+from espstream.plumbing.topics import ensure_topics
 from tests.conftest import settings_from_env
 from tests.services import Service, count_records, eventually, read_topic
 from tests.test_pipeline import Pipeline, pipeline_env

@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from espstream.embedded import EmbeddedBroker, free_port
-from espstream.topics import ensure_topics
-from gateway.app import ConfigurationError, create_app
-from gateway.settings import GatewaySettings
-from schemas.esps import ESP_SLUGS
+from espstream.plumbing.topics import ensure_topics
+from espstream.gateway.app import ConfigurationError, create_app
+from espstream.gateway.settings import GatewaySettings
+from espstream.schemas.esps import ESP_SLUGS
 from tests.conftest import settings_from_env
 from tests.services import Service, count_records, eventually, read_topic
 from tests.test_pipeline import Pipeline, pipeline_env

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from espstream.embedded import EmbeddedBroker, free_port, wait_for_port
-from espstream.topics import ensure_topics
+from espstream.plumbing.topics import ensure_topics
 from tests.conftest import settings_from_env
 from tests.services import Service, eventually, read_topic
 from tests.test_metrics import scrape, value

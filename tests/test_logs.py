@@ -16,8 +16,8 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.embedded import EmbeddedBroker
-from espstream.logs import REQUEST_ID, JsonLinesFormatter, RequestIdFilter, TextFormatter
-from schemas.avro import EventDeserializer
+from espstream.plumbing.logs import REQUEST_ID, JsonLinesFormatter, RequestIdFilter, TextFormatter
+from espstream.schemas.avro import EventDeserializer
 from tests.services import eventually, read_topic
 from tests.test_metrics import Stack, start_stack
 from tests.test_pipeline import postmark_delivery
@@ -166,7 +166,7 @@ def test_text_lines_end_with_the_structured_fields() -> None:
     assert re.fullmatch(r"\S+ \S+ WARNING espstream\.test\.\w+: dead-lettering x stage=normalize request_id=abc12345", line)
 
 
-LOG_ONE_LINE = "from espstream.logs import configure; import logging; configure(); logging.getLogger('espstream.x').info('hello')"
+LOG_ONE_LINE = "from espstream.plumbing.logs import configure; import logging; configure(); logging.getLogger('espstream.x').info('hello')"
 
 
 def test_text_on_a_terminal_json_otherwise_unless_configured() -> None:
@@ -199,7 +199,7 @@ def test_an_unknown_log_format_stops_any_command(tmp_path: Path) -> None:
 
 
 def test_an_async_receivers_log_lines_carry_the_request_id_of_the_event_in_hand() -> None:
-    from consumers.dispatch import AsyncLoop
+    from espstream.consumers.dispatch import AsyncLoop
 
     logger, stream = _logger(JsonLinesFormatter())
 

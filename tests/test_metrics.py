@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from espstream.embedded import EmbeddedBroker, free_port, wait_for_port
-from espstream.topics import ensure_topics
+from espstream.plumbing.topics import ensure_topics
 from tests.conftest import settings_from_env
 from tests.services import Service, eventually
 from tests.test_pipeline import pipeline_env, postmark_delivery

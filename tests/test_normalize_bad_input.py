@@ -2,9 +2,9 @@
 
 import pytest
 
-import normalizer
-from normalizer.esps import PARSERS
-from schemas import TrackingEvent
+from espstream import normalizer
+from espstream.normalizer.esps import PARSERS
+from espstream.schemas import TrackingEvent
 
 BAD_BODIES = {
     "empty": b"",

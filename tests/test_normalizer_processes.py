@@ -9,7 +9,7 @@ from confluent_kafka import Producer
 
 from benchmarks.payloads import raw_records
 from espstream.embedded import EmbeddedBroker, free_port, wait_for_port
-from espstream.topics import ensure_topics
+from espstream.plumbing.topics import ensure_topics
 from tests.conftest import settings_from_env
 from tests.services import Service, eventually, own_topics, read_topic
 from tests.test_metrics import scrape, series, value

@@ -16,12 +16,12 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from consumers.runner import TrackingConsumer
-from consumers.settings import ConsumerSettings
-from consumers.signals import Signal
+from espstream.consumers.runner import TrackingConsumer
+from espstream.consumers.settings import ConsumerSettings
+from espstream.consumers.signals import Signal
 from espstream.embedded import EmbeddedBroker, free_port
-from espstream.topics import ensure_topics
-from schemas import TrackingEvent
+from espstream.plumbing.topics import ensure_topics
+from espstream.schemas import TrackingEvent
 from tests.conftest import settings_from_env
 from tests.services import Service, count_records, eventually, read_topic, own_topics
 

@@ -14,7 +14,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
 from espstream.embedded import EmbeddedBroker, free_port
-from schemas.registry import RegistryServer
+from espstream.registry import RegistryServer
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
 

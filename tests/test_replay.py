@@ -23,11 +23,11 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.embedded import EmbeddedBroker
-from espstream.topics import ensure_topics
-from normalizer import normalize
-from normalizer.replay import end_group, progress_group
-from schemas import TrackingEvent, raw
-from schemas.avro import EventDeserializer
+from espstream.plumbing.topics import ensure_topics
+from espstream.normalizer import normalize
+from espstream.normalizer.replay import end_group, progress_group
+from espstream.schemas import TrackingEvent, raw
+from espstream.schemas.avro import EventDeserializer
 from tests.conftest import settings_from_env
 from tests.services import Service, eventually, read_topic, own_topics
 
@@ -37,9 +37,9 @@ FIX = '''\
 """espstream's CLI with a changed Postmark mapping, as if the normalizer had been fixed."""
 import sys
 
-from normalizer.errors import MalformedPayload
-from normalizer.esps import postmark
-from schemas import EventType, RejectReason
+from espstream.normalizer.errors import MalformedPayload
+from espstream.normalizer.esps import postmark
+from espstream.schemas import EventType, RejectReason
 
 postmark.TYPES["HardBounce"] = (EventType.REJECTED, RejectReason.INVALID)
 _parse_events = postmark.parse_events

@@ -21,8 +21,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from espstream.embedded import free_port
-from schemas.avro import SCHEMA_PATH, EventDeserializer, EventSerializer, event_to_record, registry_unreachable
-from schemas.event import EventType, Provenance, RejectReason, TrackingEvent
+from espstream.schemas.avro import SCHEMA_PATH, EventDeserializer, EventSerializer, event_to_record, registry_unreachable
+from espstream.schemas.event import EventType, Provenance, RejectReason, TrackingEvent
 
 VERSIONS_DIR = SCHEMA_PATH.parent / "versions"
 

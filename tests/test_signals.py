@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consumers import Signal, receiver
-from schemas import Provenance, TrackingEvent
+from espstream.consumers import Signal, receiver
+from espstream.schemas import Provenance, TrackingEvent
 
 
 def event(event_type: str = "delivered", esp_name: str = "Postmark", esp: str = "postmark") -> TrackingEvent:

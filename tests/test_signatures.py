@@ -24,15 +24,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from svix.webhooks import Webhook as SvixWebhook
 
-from gateway.signatures import SignatureError, SignedRequest
-from gateway.signatures.mailersend import MailerSendVerifier
-from gateway.signatures.mailgun import MailgunVerifier
-from gateway.signatures.mailtrap import MailtrapVerifier
-from gateway.signatures.mandrill import MandrillVerifier
-from gateway.signatures.postal import PostalVerifier
-from gateway.signatures.resend import ResendVerifier
-from gateway.signatures.sendgrid import SendGridVerifier
-from gateway.signatures.unisender_go import UnisenderGoVerifier
+from espstream.gateway.signatures import SignatureError, SignedRequest
+from espstream.gateway.signatures.mailersend import MailerSendVerifier
+from espstream.gateway.signatures.mailgun import MailgunVerifier
+from espstream.gateway.signatures.mailtrap import MailtrapVerifier
+from espstream.gateway.signatures.mandrill import MandrillVerifier
+from espstream.gateway.signatures.postal import PostalVerifier
+from espstream.gateway.signatures.resend import ResendVerifier
+from espstream.gateway.signatures.sendgrid import SendGridVerifier
+from espstream.gateway.signatures.unisender_go import UnisenderGoVerifier
 from tests.parity.oracle import configure_django, django_request
 
 JSON = "application/json"

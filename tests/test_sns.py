@@ -30,17 +30,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from espstream.embedded import EmbeddedBroker
-from espstream.topics import ensure_topics
-from gateway.app import create_app
-from gateway.settings import GatewaySettings
-from gateway.signatures.amazon_ses import (
+from espstream.plumbing.topics import ensure_topics
+from espstream.gateway.app import create_app
+from espstream.gateway.settings import GatewaySettings
+from espstream.gateway.signatures.amazon_ses import (
     FetchFailed,
     HttpsFetch,
     SignatureUnavailable,
     SnsVerifier,
     default_fetch,
 )
-from gateway.signatures.base import SignatureError, SignedRequest
+from espstream.gateway.signatures.base import SignatureError, SignedRequest
 from tests.services import read_topic
 
 REGION = "us-east-2"

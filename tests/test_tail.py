@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.embedded import EmbeddedBroker
-from espstream.topics import create_missing
+from espstream.plumbing.topics import create_missing
 from tests.conftest import settings_from_env
 from tests.normalized import fresh_settings, produce_webhook
 from tests.services import eventually

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from espstream.embedded import EmbeddedBroker
-from espstream.topics import create_missing, retained_topic
+from espstream.plumbing.topics import create_missing, retained_topic
 from tests.conftest import settings_from_env
 from tests.services import own_topics
 

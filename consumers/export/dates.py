@@ -10,7 +10,7 @@ from typing import Any
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema, schemaless_reader
 
-from schemas.avro import registry_unreachable
+from espstream.schemas.avro import registry_unreachable
 
 from .errors import ExportError
 

@@ -34,7 +34,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from espstream.config import CommonSettings
+from espstream.plumbing.config import CommonSettings
 
 from .dates import WriterSchemas
 from .errors import ExportError, UndecodableRecord

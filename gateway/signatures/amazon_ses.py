@@ -45,7 +45,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from schemas.webhook_body import charset
+from espstream.schemas.webhook_body import charset
 
 from .base import SignatureError, SignatureUnavailable, SignedRequest
 

@@ -9,9 +9,9 @@ body it cannot read is refused like a wrong signature.
 
 from typing import Any
 
-from schemas.webhook_body import MalformedBody, media_type
-from schemas.webhook_body import form_fields as _form_fields
-from schemas.webhook_body import load_json as _load_json
+from espstream.schemas.webhook_body import MalformedBody, media_type
+from espstream.schemas.webhook_body import form_fields as _form_fields
+from espstream.schemas.webhook_body import load_json as _load_json
 
 from .base import SignatureError, SignedRequest
 

@@ -1,6 +1,6 @@
 """One module per ESP, each with ``ESP_NAME`` and ``parse_events(request) -> list[TrackingEvent]``.
 
-The module of slug ``x`` is ``normalizer.esps.x``; a slug without one dead-letters as unsupported.
+The module of slug ``x`` is ``espstream.normalizer.esps.x``; a slug without one dead-letters as unsupported.
 """
 
 import importlib
@@ -8,7 +8,7 @@ import pkgutil
 from functools import cache
 from types import ModuleType
 
-from schemas.esps import ESP_SLUGS
+from espstream.schemas.esps import ESP_SLUGS
 
 from ..errors import UnsupportedEsp
 

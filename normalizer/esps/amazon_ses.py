@@ -19,7 +19,7 @@ from email.utils import collapse_rfc2231_value
 from collections.abc import Callable
 from typing import Any
 
-from schemas import EventType, RejectReason, TrackingEvent
+from espstream.schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
 from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list

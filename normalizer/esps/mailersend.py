@@ -7,7 +7,7 @@ only looked at to refuse inbound messages. The content type is not looked at.
 
 from typing import Any
 
-from schemas import EventType, RejectReason, TrackingEvent
+from espstream.schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
 from ..fields import lookup, optional_text, tag_list

@@ -9,7 +9,7 @@ Two formats, one event per request:
 import json
 from typing import Any
 
-from schemas import EventType, RejectReason, TrackingEvent
+from espstream.schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
 from ..fields import lookup, metadata_dict, optional_text, single_address, tag_list

@@ -8,7 +8,7 @@ either).
 import json
 from typing import Any
 
-from schemas import EventType, RejectReason, TrackingEvent
+from espstream.schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload
 from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list, utf8_text

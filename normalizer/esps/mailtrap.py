@@ -6,7 +6,7 @@ The content type is not looked at (anymail does not either).
 
 from typing import Any
 
-from schemas import EventType, RejectReason, TrackingEvent
+from espstream.schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
 from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list

@@ -10,7 +10,7 @@ gives no tracking events.
 import json
 from typing import Any
 
-from schemas import EventType, TrackingEvent
+from espstream.schemas import EventType, TrackingEvent
 
 from ..errors import MalformedPayload
 from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list

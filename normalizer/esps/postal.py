@@ -10,7 +10,7 @@ looked at (anymail does not either).
 from datetime import datetime, timezone
 from typing import Any
 
-from schemas import EventType, RejectReason, TrackingEvent
+from espstream.schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
 from ..fields import lookup, optional_text, single_address, tag_list

@@ -7,7 +7,7 @@ looked at (anymail does not either).
 from datetime import datetime
 from typing import Any
 
-from schemas import EventType, RejectReason, TrackingEvent
+from espstream.schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
 from ..fields import lookup, metadata_dict, optional_text, tag_list

@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from schemas import EventType, RejectReason, TrackingEvent
+from espstream.schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload
 from ..fields import lookup, metadata_dict, optional_text, single_address, tag_list

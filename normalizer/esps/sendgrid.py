@@ -9,7 +9,7 @@ not one of SendGrid's own.
 from datetime import datetime, timezone
 from typing import Any
 
-from schemas import EventType, RejectReason, TrackingEvent
+from espstream.schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload
 from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list

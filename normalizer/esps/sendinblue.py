@@ -4,7 +4,7 @@ anymail's ``SendinBlueTrackingWebhookView`` is Brevo's view under another ESP
 name, so everything is read as in ``brevo``; only ``esp_name`` differs.
 """
 
-from schemas import TrackingEvent
+from espstream.schemas import TrackingEvent
 
 from ..request import WebhookRequest
 from .brevo import events_from

@@ -12,7 +12,7 @@ Only ``transactional_email_status`` events are tracking events; the others
 from datetime import datetime, timezone
 from typing import Any
 
-from schemas import EventType, RejectReason, TrackingEvent
+from espstream.schemas import EventType, RejectReason, TrackingEvent
 
 from ..errors import MalformedPayload
 from ..fields import batch_items, lookup, optional_text

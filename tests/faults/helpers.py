@@ -17,8 +17,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from espstream.embedded import EmbeddedBroker, free_port, wait_for_port
-from espstream.topics import ensure_topics
-from schemas import raw
+from espstream.plumbing.topics import ensure_topics
+from espstream.schemas import raw
 from tests.conftest import settings_from_env
 from tests.services import own_topics
 

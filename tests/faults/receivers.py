@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from consumers import receiver, tracking
+from espstream.consumers import receiver, tracking
 
 
 @receiver(tracking)

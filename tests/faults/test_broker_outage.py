@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from espstream.embedded import free_port
-from schemas import raw
+from espstream.schemas import raw
 from tests.faults.helpers import ProxiedBroker, postmark_delivery, run_audit, topics_env
 from tests.services import Service, eventually, read_topic
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from espstream.embedded import EmbeddedBroker
-from normalizer.core import normalize
+from espstream.normalizer.core import normalize
 from tests.faults.helpers import committed_total, lines, postmark_delivery, produce_raw, raw_ends, topics_env
 from tests.services import Service, eventually
 

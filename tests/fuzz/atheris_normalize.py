@@ -16,12 +16,11 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    import normalizer
-    import normalizer.esps
-    import normalizer.fields
-    import normalizer.request
-    import normalizer.timestamps
-    import schemas.webhook_body
+    import espstream.normalizer.esps
+    import espstream.normalizer.fields
+    import espstream.normalizer.request
+    import espstream.normalizer.timestamps
+    import espstream.schemas.webhook_body
 
 from tests.fuzz.harness import check
 from tests.fuzz.strategies import render, seed_specs
@@ -48,8 +47,8 @@ def one_input(slug: str, data: bytes) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in normalizer.esps.PARSERS:
-        sys.exit(f"usage: {sys.argv[0]} SLUG [libFuzzer options]; SLUG one of {' '.join(sorted(normalizer.esps.PARSERS))}")
+    if len(sys.argv) < 2 or sys.argv[1] not in espstream.normalizer.esps.PARSERS:
+        sys.exit(f"usage: {sys.argv[0]} SLUG [libFuzzer options]; SLUG one of {' '.join(sorted(espstream.normalizer.esps.PARSERS))}")
     slug = sys.argv[1]
     options = sys.argv[2:]
     # Given input files (a crash to replay), run those alone; else fuzz from the fixtures.

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-import normalizer
-from schemas import Provenance, TrackingEvent
-from schemas.avro import avro_body, event_to_record, record_to_event, schema_str
+from espstream import normalizer
+from espstream.schemas import Provenance, TrackingEvent
+from espstream.schemas.avro import avro_body, event_to_record, record_to_event, schema_str
 
 # Wall-clock seconds one request may take: far above what any parser needs.
 DEADLINE_SECONDS = 2.0

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import normalizer
+from espstream import normalizer
 
 from .harness import check
 

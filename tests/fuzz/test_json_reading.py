@@ -14,7 +14,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from schemas.webhook_body import json_like_stdlib
+from espstream.schemas.webhook_body import json_like_stdlib
 
 
 def reading(body: bytes, parse: Any) -> tuple[str, Any]:

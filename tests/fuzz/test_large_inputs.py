@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from normalizer.esps import PARSERS
+from espstream.normalizer.esps import PARSERS
 
 from .harness import check
 from .strategies import JSON_TEXT, render, replace, seed_specs, walk

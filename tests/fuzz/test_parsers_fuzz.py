@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from normalizer.esps import PARSERS
+from espstream.normalizer.esps import PARSERS
 
 from .harness import check
 from .strategies import Request, mutated_requests, random_requests

@@ -21,14 +21,14 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from espstream.config import CommonSettings
+from espstream.plumbing.config import CommonSettings
 from espstream.embedded import EmbeddedBroker
-from espstream.topics import ensure_topics
-from normalizer.errors import NormalizeError
-from normalizer.esps import PARSERS
-from normalizer.records import RecordNormalizer
-from schemas import raw
-from schemas.avro import EventDeserializer, EventSerializer
+from espstream.plumbing.topics import ensure_topics
+from espstream.normalizer.errors import NormalizeError
+from espstream.normalizer.esps import PARSERS
+from espstream.normalizer.records import RecordNormalizer
+from espstream.schemas import raw
+from espstream.schemas.avro import EventDeserializer, EventSerializer
 from tests.conftest import settings_from_env
 from tests.services import Service, eventually, read_topic, own_topics
 

@@ -4,7 +4,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from schemas import TrackingEvent
+from espstream.schemas import TrackingEvent
 
 # Every attribute of anymail's AnymailTrackingEvent, plus the ESP name.
 FIELDS = (

@@ -7,9 +7,9 @@ from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-import normalizer
-from schemas import Provenance, TrackingEvent
-from schemas.avro import avro_body, event_to_record, record_to_event, schema_str
+from espstream import normalizer
+from espstream.schemas import Provenance, TrackingEvent
+from espstream.schemas.avro import avro_body, event_to_record, record_to_event, schema_str
 
 from .compare import FIELDS, anymail_fields, same
 from .fixtures import Fixture

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.test import RequestFactory
 
-from schemas.esps import ANYMAIL_VIEWS
+from espstream.schemas.esps import ANYMAIL_VIEWS
 
 # What the views' __init__ insist on. Dummies: signatures are never checked here.
 ANYMAIL_SETTINGS: dict[str, Any] = {

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-import normalizer
+from espstream import normalizer
 
 from .compare import anymail_fields, assert_same_events
 from .fixtures import Fixture, from_spec

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-import normalizer
+from espstream import normalizer
 
 from .compare import same
 from .fixtures import from_spec

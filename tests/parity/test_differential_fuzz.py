@@ -33,8 +33,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import normalizer
-from normalizer.esps import PARSERS
+from espstream import normalizer
+from espstream.normalizer.esps import PARSERS
 
 from .compare import FIELDS, TEXT_FIELDS, differences, our_fields, same_field
 from .fixtures import FIXTURES_DIR, fixtures_for, from_spec

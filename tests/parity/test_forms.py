@@ -2,8 +2,8 @@
 
 import pytest
 
-from normalizer import MalformedPayload
-from normalizer.request import WebhookRequest
+from espstream.normalizer import MalformedPayload
+from espstream.normalizer.request import WebhookRequest
 
 from .oracle import configure_django, django_request
 

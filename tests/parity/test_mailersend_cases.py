@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import normalizer
+from espstream import normalizer
 
 from .fixtures import from_spec
 from .harness import assert_timestamp_as_anymails, run_anymail, run_ours

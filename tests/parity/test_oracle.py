@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from normalizer.esps import PARSERS, esp_module
-from schemas.esps import ESP_NAMES, ESP_SLUGS
+from espstream.normalizer.esps import PARSERS, esp_module
+from espstream.schemas.esps import ESP_NAMES, ESP_SLUGS
 
 from .oracle import ANYMAIL_VIEWS, anymail_view
 

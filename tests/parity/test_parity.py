@@ -9,8 +9,8 @@ documented behaviour, and that anymail really does behave differently.
 
 import pytest
 
-import normalizer
-from normalizer.esps import PARSERS
+from espstream import normalizer
+from espstream.normalizer.esps import PARSERS
 
 from .compare import anymail_fields, assert_same_events, differences
 from .fixtures import Fixture, fixtures_for

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-import normalizer
+from espstream import normalizer
 
 from .compare import same
 from .fixtures import from_spec

@@ -7,7 +7,7 @@ Where fromisoformat refuses the text, anymail crashes and we raise MalformedPayl
 
 import pytest
 
-import normalizer
+from espstream import normalizer
 
 from .compare import same
 from .fixtures import from_spec

@@ -29,7 +29,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from schemas import raw
+from espstream.schemas import raw
 
 from .batches import durable_producer_config
 
@@ -417,7 +417,7 @@ def event_text(letter: Message, decode: Callable[[bytes, str], Any]) -> str | No
 
 
 def _decoded_event(letter: Message, decode: Callable[[bytes, str], Any]) -> Any:
-    from schemas.avro import registry_unreachable
+    from espstream.schemas.avro import registry_unreachable
 
     value = letter.value()
     if value is None:

@@ -22,13 +22,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 
-from normalizer import __version__ as normalizer_version
-from normalizer import normalize
-from schemas import Provenance, TrackingEvent
-from schemas.avro import avro_body, decode_body
+from espstream.normalizer import __version__ as normalizer_version
+from espstream.normalizer import normalize
+from espstream.schemas import Provenance, TrackingEvent
+from espstream.schemas.avro import avro_body, decode_body
 
-from .runner import TrackingConsumer
-from .signals import Signal, tracking
+from espstream.consumers.runner import TrackingConsumer
+from espstream.consumers.signals import Signal, tracking
 
 Body = bytes | str | Mapping[str, Any] | Sequence[Any]
 Form = Mapping[str, str | Sequence[str]] | Sequence[tuple[str, str]]
