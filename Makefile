@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean faults fuzz
+.PHONY: run test test-quick bench clean faults fuzz
 
 # Create the virtualenv and install espstream with its embedded broker and test tools.
 $(STAMP): pyproject.toml
@@ -18,6 +18,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 4
 
+# The tests without a broker (tests/unit and the quick part of tests/integration), for the edit loop: about a minute.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -n 4 -m 'not broker and not faults'
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
@@ -28,7 +32,7 @@ faults: $(STAMP)
 	$(BIN)/python -m pytest tests/faults -m faults -rA --durations=0
 
 # Coverage-guided fuzzing of every ESP parser (atheris), FUZZ_SECONDS each; a crash leaves its
-# input in fuzz-crashes/ (each ESP still runs; the target fails at the end). The hypothesis fuzz suite (tests/fuzz) runs in `make test`.
+# input in fuzz-crashes/ (each ESP still runs; the target fails at the end). The hypothesis fuzz suite (tests/unit/normalizer/fuzz) runs in `make test`.
 FUZZ_SECONDS ?= 60
 FUZZ_ESPS ?= amazon_ses brevo mailersend mailgun mailjet mailtrap mandrill postal postmark resend sendgrid sendinblue sparkpost unisender_go
 fuzz: $(STAMP)
@@ -36,7 +40,7 @@ fuzz: $(STAMP)
 	mkdir -p fuzz-crashes
 	status=0; for esp in $(FUZZ_ESPS); do \
 		echo "== $$esp ($(FUZZ_SECONDS) s)"; \
-		$(BIN)/python -m tests.fuzz.atheris_normalize $$esp -max_total_time=$(FUZZ_SECONDS) \
+		$(BIN)/python -m tests.unit.normalizer.fuzz.atheris_normalize $$esp -max_total_time=$(FUZZ_SECONDS) \
 			-artifact_prefix=fuzz-crashes/$$esp- -print_final_stats=1 || status=1; \
 	done; exit $$status
 

@@ -16,9 +16,9 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream import __version__
-from espstream.plumbing.config import CommonSettings
 from espstream.normalizer.core import normalize
 from espstream.normalizer.records import event_key
+from espstream.plumbing.config import CommonSettings
 from espstream.schemas import Provenance, raw
 from espstream.schemas.avro import EventSerializer
 

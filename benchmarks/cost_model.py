@@ -119,7 +119,7 @@ def measure_cpu_stages(count: int = RECORDS, rounds: int = ROUNDS) -> dict[str, 
 def _anymail_mapping() -> Callable[[dict], object] | None:
     """django-anymail's Postmark mapping of one parsed event (its view's own method), or None without anymail."""
     try:
-        from tests.parity.oracle import anymail_view
+        from tests.support.parity.oracle import anymail_view
     except ImportError:  # the test extra is not installed
         return None
     return anymail_view("postmark").esp_to_anymail_event

@@ -25,11 +25,11 @@ from confluent_kafka.admin import NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.consumers.export import Exporter
-from espstream.testing import events_from_webhook
 from espstream.plumbing.config import CommonSettings
 from espstream.plumbing.topics import create_missing
 from espstream.schemas import Provenance, TrackingEvent
 from espstream.schemas.avro import EventSerializer
+from espstream.testing import events_from_webhook
 
 from .payloads import postmark_body
 from .topic_count import read_count

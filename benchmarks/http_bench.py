@@ -13,8 +13,8 @@ from pathlib import Path
 
 import psutil
 
-from espstream.plumbing.config import CommonSettings
 from espstream.embedded import free_port, wait_for_port
+from espstream.plumbing.config import CommonSettings
 
 from .payloads import PASSWORD, USER, USER_AGENT, WEBHOOK_PATH, basic_auth_header, gateway_request_body
 from .stack import HOST, Service, fresh_broker, running, wait_for_http

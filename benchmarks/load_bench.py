@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from espstream.plumbing.config import CommonSettings
 from espstream.embedded import free_port
+from espstream.plumbing.config import CommonSettings
 
 from . import http_bench
 from .payloads import PASSWORD, USER, WEBHOOK_PATH

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from espstream.plumbing.config import CommonSettings
 from espstream.embedded import EmbeddedBroker, free_port
+from espstream.plumbing.config import CommonSettings
 from espstream.plumbing.topics import ensure_topics
-from tests.services import Service
+from tests.support.services import Service
 
 __all__ = ["Service", "fresh_broker", "registry", "running", "wait_for_http", "run_json_worker"]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from espstream.plumbing.config import CommonSettings
 from espstream.embedded import free_port
 from espstream.normalizer.settings import NormalizerSettings
+from espstream.plumbing.config import CommonSettings
 
 from .payloads import raw_records
 from .stack import Service, fresh_broker, run_json_worker, running

@@ -14,9 +14,9 @@ import time
 
 from confluent_kafka import Consumer, Message, Producer
 
-from espstream.plumbing.offsets import next_offsets
 from espstream.normalizer.service import NormalizerService
 from espstream.normalizer.settings import NormalizerSettings
+from espstream.plumbing.offsets import next_offsets
 
 
 class Stopwatch:

@@ -38,8 +38,8 @@ class DjangoUnavailable(RuntimeError):
 def setup(settings_module: str, signal: Signal = tracking) -> None:
     """Configure Django from ``settings_module`` and forward ``signal``'s events to anymail's."""
     try:
-        import django
         import anymail.signals  # noqa: F401 - fail here, not on the first event
+        import django
     except ImportError as error:
         raise DjangoUnavailable(f"{error.name} is not installed: pip install 'espstream[django]'") from error
     os.environ["DJANGO_SETTINGS_MODULE"] = settings_module

@@ -33,14 +33,13 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from espstream.plumbing.batches import durable_consumer_config
 from espstream.plumbing.deadletters import DeadLetterWriter
 from espstream.plumbing.logs import REQUEST_ID
+from espstream.plumbing.metrics import ConsumerLag, MetricsPortUnavailable, serve
 from espstream.plumbing.topics import create_missing, retained_topic
 from espstream.schemas import TrackingEvent, raw
 from espstream.schemas.avro import EventDeserializer, registry_unreachable
 
 from .dispatch import AsyncLoop, DedupeWindow
 from .inflight import InFlight, PartitionId, PartitionWork
-from espstream.plumbing.metrics import ConsumerLag, MetricsPortUnavailable, serve
-
 from .metrics import GroupMetrics, MeteredDispatcher
 from .settings import ConsumerSettings
 from .signals import Signal, tracking

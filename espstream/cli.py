@@ -121,9 +121,8 @@ def _letter_fields(group: str | None) -> "tuple[Callable[[Message], str | None],
         return (lambda letter: None), letter_fields
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    from espstream.schemas.avro import EventDeserializer
-
     from espstream.plumbing.deadletters import event_esp, group_letter_fields
+    from espstream.schemas.avro import EventDeserializer
 
     decode = EventDeserializer(SchemaRegistryClient(CommonSettings().registry()))
     return (lambda letter: event_esp(letter, decode)), group_letter_fields(decode)
@@ -147,9 +146,8 @@ def _dlq_show(args: argparse.Namespace) -> int:
     if args.group is not None:  # a group's letters hold an Avro event
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
-        from espstream.schemas.avro import EventDeserializer
-
         from espstream.plumbing.deadletters import event_text
+        from espstream.schemas.avro import EventDeserializer
 
         decoded = event_text(letter, EventDeserializer(SchemaRegistryClient(CommonSettings().registry())))
     print(render_letter(letter, decoded), end="")
@@ -211,7 +209,6 @@ def _normalizer_redrive(args: argparse.Namespace) -> int:
 
     from espstream.normalizer.redrive import Tally, redrive
     from espstream.schemas.avro import registry_unreachable
-
     from espstream.schemas.esps import esp_slug
 
     try:
@@ -260,7 +257,6 @@ def _topics(args: argparse.Namespace) -> int:
     from confluent_kafka import KafkaException
 
     from espstream.consumers.settings import ConsumerSettings
-
     from espstream.plumbing.topics import ensure
 
     settings = ConsumerSettings()

@@ -14,8 +14,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from espstream.plumbing.config import CommonSettings
-from .embedded import EmbeddedBroker, wait_for_port
 from espstream.plumbing.topics import ensure_topics
+
+from .embedded import EmbeddedBroker, wait_for_port
 
 DEMO_GROUP = "espstream-demo"
 GATEWAY_PORT = 8000

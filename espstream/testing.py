@@ -21,14 +21,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-
+from espstream.consumers.runner import TrackingConsumer
+from espstream.consumers.signals import Signal, tracking
 from espstream.normalizer import __version__ as normalizer_version
 from espstream.normalizer import normalize
 from espstream.schemas import Provenance, TrackingEvent
 from espstream.schemas.avro import avro_body, decode_body
-
-from espstream.consumers.runner import TrackingConsumer
-from espstream.consumers.signals import Signal, tracking
 
 Body = bytes | str | Mapping[str, Any] | Sequence[Any]
 Form = Mapping[str, str | Sequence[str]] | Sequence[tuple[str, str]]

@@ -32,8 +32,8 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 
 from espstream import __version__
-from espstream.plumbing.metrics import serve
 from espstream.plumbing.logs import REQUEST_ID
+from espstream.plumbing.metrics import serve
 from espstream.schemas import raw
 from espstream.schemas.esps import ESP_SLUGS
 

@@ -11,7 +11,7 @@ connection, is closed. The body has its own deadline in the app (408).
 uvicorn has no option for any of this with httptools; its h11 protocol bounds
 the head's size only (``h11_max_incomplete_event_size``, answered 400), with
 no count or deadline, and parses in pure Python. The subclass uses only
-uvicorn's parser callbacks and ``pipeline``; tests/test_gateway_security.py
+uvicorn's parser callbacks and ``pipeline``; tests/integration/test_gateway_security.py
 exercises each limit over real sockets, so an uvicorn upgrade that changes
 them fails there.
 """

@@ -47,6 +47,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from espstream.plumbing.metrics import serve
+
 from .app import ConfigurationError, check_protection, create_app
 from .settings import GatewaySettings
 

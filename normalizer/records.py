@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Message
 
 from espstream import __version__
-from espstream.schemas import Provenance, TrackingEvent
-from espstream.schemas import raw
+from espstream.schemas import Provenance, TrackingEvent, raw
 from espstream.schemas.avro import EventSerializer
 
 from .core import normalize

@@ -35,7 +35,17 @@ from espstream.plumbing.offsets import first_offsets, next_offsets
 from espstream.plumbing.topics import create_missing, wanted_topics
 from espstream.schemas.avro import EventSerializer
 
-from .ranges import RANGE_CONSUMER_CONFIG, READ_TIMEOUT_SECONDS, Bounds, RangeError, RangeReader, RangeSpec, record_esp, resolve, topic_partitions
+from .ranges import (
+    RANGE_CONSUMER_CONFIG,
+    READ_TIMEOUT_SECONDS,
+    Bounds,
+    RangeError,
+    RangeReader,
+    RangeSpec,
+    record_esp,
+    resolve,
+    topic_partitions,
+)
 from .records import RecordNormalizer, dead_letter_headers
 from .settings import NormalizerSettings
 

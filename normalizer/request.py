@@ -5,7 +5,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from espstream.schemas.webhook_body import FORM_MULTIPART, MalformedBody, json_like_stdlib, media_type, multipart_pairs, urlencoded_pairs
+from espstream.schemas.webhook_body import (
+    FORM_MULTIPART,
+    MalformedBody,
+    json_like_stdlib,
+    media_type,
+    multipart_pairs,
+    urlencoded_pairs,
+)
 
 from .errors import MalformedPayload
 

@@ -12,8 +12,8 @@ import time
 from confluent_kafka import KafkaException, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from espstream.plumbing.metrics import ConsumerLag, MetricsPortUnavailable, serve
 from espstream.plumbing.batches import BatchWorker
+from espstream.plumbing.metrics import ConsumerLag, MetricsPortUnavailable, serve
 from espstream.schemas import raw
 from espstream.schemas.avro import EventSerializer
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -218,7 +217,7 @@ def avro_body(event: TrackingEvent) -> bytes:
 
     The record is built for fastavro's writer in the form it encodes fastest: every union
     value names its branch (fastavro's tuple notation, so no branch is tried and validated
-    in turn) and timestamps are already microseconds. tests/parity check these bytes against
+    in turn) and timestamps are already microseconds. tests/unit/normalizer/parity check these bytes against
     ``schemaless_writer(event_to_record(event))`` for every fixture.
     """
     buffer = io.BytesIO()

@@ -17,10 +17,9 @@ import json
 import re
 from collections.abc import Callable
 from typing import Any
-
-import orjson
 from urllib.parse import parse_qsl
 
+import orjson
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 # Django's DATA_UPLOAD_MAX_NUMBER_FIELDS.
@@ -79,7 +78,7 @@ def json_like_stdlib(body: bytes, stdlib: Callable[[bytes], Any]) -> Any:
     integers beyond 64 bits and nesting deep enough to make the standard library recurse
     too far: those bodies, and every body orjson refuses (NaN and Infinity, lone surrogates,
     UTF-16 or a BOM, invalid JSON), go to ``stdlib``, whose answer or error is the result.
-    tests/fuzz/test_json_reading.py holds both readings equal.
+    tests/unit/schemas/test_json_reading.py holds both readings equal.
     """
     digits = body.translate(_DIGITS_TO_ZERO)
     if (

@@ -1,11 +1,19 @@
-"""Shared fixtures: a real embedded broker on a free port, the settings pointing at it."""
+"""Shared fixtures: a real embedded broker on a free port, the settings pointing at it.
+
+Every test that needs the broker is marked ``broker`` here, so ``pytest -m 'not broker'``
+(``make test-quick``) runs the rest; tests/unit holds none of them, and collection says so.
+"""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from espstream.plumbing.config import CommonSettings
 from espstream.embedded import EmbeddedBroker, free_port
+from espstream.plumbing.config import CommonSettings
+
+# Fixtures shared by unit and integration tests: the fake SNS host and its signers.
+pytest_plugins = ["tests.support.sns"]
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +27,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 @pytest.fixture(scope="session")
 def registry_url(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The development schema registry, as `espstream registry` runs it."""
-    from tests.services import Service
+    from tests.support.services import Service
 
     port = free_port()
     settings = {
@@ -35,3 +43,17 @@ def registry_url(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactor
 def settings_from_env(env: dict[str, str]) -> CommonSettings:
     """The settings a service started with ``env`` reads."""
     return CommonSettings(**{name.removeprefix("ESPSTREAM_").lower(): value for name, value in env.items()})
+
+
+UNIT_TESTS = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    misplaced = []
+    for item in items:
+        if "broker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.broker)
+            if item.path.is_relative_to(UNIT_TESTS):
+                misplaced.append(item.nodeid)
+    if misplaced:
+        raise pytest.UsageError("tests/unit is for tests without the broker; move to tests/integration: " + ", ".join(misplaced))

@@ -13,10 +13,10 @@ as a JSON envelope (sent as ``text/plain``). Its ``Type`` is one of:
 
 import codecs
 import json
+from collections.abc import Callable
 from datetime import datetime
 from email.message import Message
 from email.utils import collapse_rfc2231_value
-from collections.abc import Callable
 from typing import Any
 
 from espstream.schemas import EventType, RejectReason, TrackingEvent

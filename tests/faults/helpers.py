@@ -10,8 +10,8 @@ import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -20,7 +20,7 @@ from espstream.embedded import EmbeddedBroker, free_port, wait_for_port
 from espstream.plumbing.topics import ensure_topics
 from espstream.schemas import raw
 from tests.conftest import settings_from_env
-from tests.services import own_topics
+from tests.support.services import own_topics
 
 
 @dataclass(frozen=True)

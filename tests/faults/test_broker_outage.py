@@ -22,7 +22,7 @@ import pytest
 from espstream.embedded import free_port
 from espstream.schemas import raw
 from tests.faults.helpers import ProxiedBroker, postmark_delivery, run_audit, topics_env
-from tests.services import Service, eventually, read_topic
+from tests.support.services import Service, eventually, read_topic
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 

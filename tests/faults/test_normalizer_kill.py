@@ -15,7 +15,7 @@ from tests.faults.helpers import (
     sns_subscription_confirmation,
     topics_env,
 )
-from tests.services import Service, eventually
+from tests.support.services import Service, eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 

@@ -8,7 +8,7 @@ import pytest
 from espstream.embedded import EmbeddedBroker
 from espstream.normalizer.core import normalize
 from tests.faults.helpers import committed_total, lines, postmark_delivery, produce_raw, raw_ends, topics_env
-from tests.services import Service, eventually
+from tests.support.services import Service, eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
