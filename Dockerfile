@@ -7,6 +7,8 @@ COPY gateway ./gateway
 COPY normalizer ./normalizer
 COPY schemas ./schemas
 COPY consumers ./consumers
+COPY plumbing ./plumbing
+COPY registry ./registry
 RUN pip install --no-cache-dir .
 USER nobody
 ENTRYPOINT ["espstream"]
