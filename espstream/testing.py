@@ -25,6 +25,7 @@ from espstream.consumers.runner import TrackingConsumer
 from espstream.consumers.signals import Signal, tracking
 from espstream.normalizer import __version__ as normalizer_version
 from espstream.normalizer import normalize
+from espstream.normalizer.settings import NormalizerSettings
 from espstream.schemas import Provenance, TrackingEvent
 from espstream.schemas.avro import avro_body, decode_body
 
@@ -55,7 +56,7 @@ def events_from_webhook(
     normalizer would dead-letter.
     """
     payload, default_type = _encode_body(body, form)
-    events = normalize(esp, payload, content_type or default_type, headers)
+    events = normalize(esp, payload, content_type or default_type, headers, NormalizerSettings().normalize_options)
     received_at = datetime.now(UTC)
     for index, event in enumerate(events):
         event.provenance = Provenance(

@@ -16,25 +16,17 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from espstream.plumbing.config import CommonSettings
-from espstream.schemas.esps import ESP_SLUGS
+from espstream.schemas.esps import ESP_SLUGS, ESPS
 
 ENV_PREFIX = "ESPSTREAM_"
 
-# Settings that may come from a file, and other names they are also read under.
+# Other names a signing setting is also read under.
+# anymail 15 reads MAILTRAP_TRACKING_SECRET; MAILTRAP_SIGNING_SECRET is accepted too.
+_ALIASES: dict[str, tuple[str, ...]] = {"mailtrap_tracking_secret": ("mailtrap_signing_secret",)}
+# Settings that may come from a file, and their aliases: the basic-auth secrets and every ESP's signing settings.
 SECRET_SETTINGS: dict[str, tuple[str, ...]] = {
     "webhook_secret": (),
-    "mailgun_webhook_signing_key": (),
-    "mandrill_webhook_key": (),
-    "mandrill_webhook_url": (),
-    "postal_webhook_key": (),
-    "sendgrid_tracking_webhook_verification_key": (),
-    "resend_signing_secret": (),
-    "mailersend_signing_secret": (),
-    # anymail 15 reads MAILTRAP_TRACKING_SECRET; MAILTRAP_SIGNING_SECRET is accepted too.
-    "mailtrap_tracking_secret": ("mailtrap_signing_secret",),
-    "unisender_go_api_key": (),
-    "amazon_ses_topic_arns": (),
-    "amazon_ses_auto_confirm_sns_subscriptions": (),
+    **{name: _ALIASES.get(name, ()) for esp in ESPS.values() for name in esp.signing_settings},
 }
 # The ESPs' own keys (text settings).
 ESP_KEYS = [name for name in SECRET_SETTINGS if name.endswith(("_key", "_secret", "_url")) and name != "webhook_secret"]
@@ -101,7 +93,7 @@ class GatewaySettings(CommonSettings):
     # The ESPs whose webhooks are accepted (URL slugs); the others answer 404. Empty: all of them.
     enabled_esps: Annotated[list[str], NoDecode] = list(ESP_SLUGS)
 
-    # ESP signature keys, as anymail names them.
+    # ESP signature keys, as anymail names them; schemas.esps lists each ESP's.
     mailgun_webhook_signing_key: str | None = None
     mandrill_webhook_key: str | None = None
     # The webhook URL exactly as configured at Mandrill (it is signed); else rebuilt from the request.

@@ -5,11 +5,12 @@ from functools import partial
 from hashlib import blake2b
 
 from espstream.schemas import TrackingEvent
+from espstream.schemas.esps import ESP_NAMES
 from espstream.schemas.raw import LazyMapping
 
 from .errors import MalformedPayload
 from .esps import esp_module
-from .request import WebhookRequest
+from .request import DEFAULT_OPTIONS, NormalizeOptions, WebhookRequest
 
 
 def normalize(
@@ -17,6 +18,7 @@ def normalize(
     body: bytes,
     content_type: str | None = None,
     headers: Mapping[str, str] | None = None,
+    options: NormalizeOptions = DEFAULT_OPTIONS,
 ) -> list[TrackingEvent]:
     """The tracking events in one webhook request, in the order anymail would send them.
 
@@ -28,6 +30,7 @@ def normalize(
         body=body,
         content_type=content_type,
         headers=LazyMapping(partial(_lower_cased, headers if headers is not None else {})),
+        options=options,
     )
     try:
         events = module.parse_events(request)
@@ -37,7 +40,7 @@ def normalize(
     # Same ESP and body -> same ids: an ESP's resend or a replay is recognisable.
     digest = blake2b(esp.encode() + b"\0" + body, digest_size=16).hexdigest()
     for index, event in enumerate(events):
-        event.esp_name = module.ESP_NAME
+        event.esp_name = ESP_NAMES[esp]
         event.dedupe_id = f"{digest}-{index}"
     return events
 

@@ -1,4 +1,4 @@
-"""A raw webhook as the ESP parsers see it: body bytes, content type, request headers."""
+"""A raw webhook as the ESP parsers see it: body bytes, content type, request headers, the caller's options."""
 
 import json
 from collections.abc import Mapping
@@ -17,12 +17,25 @@ from espstream.schemas.webhook_body import (
 from .errors import MalformedPayload
 
 
+@dataclass(frozen=True, slots=True)
+class NormalizeOptions:
+    """anymail's parsing settings, given to normalize() by its caller: a parser reads no environment, so a
+    record gives the same events wherever it is normalized with the same options."""
+
+    # anymail's SPARKPOST_TRACK_INITIAL_OPEN_AS_OPENED: SparkPost's initial_open and amp_initial_open are opened too.
+    sparkpost_track_initial_open_as_opened: bool = False
+
+
+DEFAULT_OPTIONS = NormalizeOptions()
+
+
 @dataclass(slots=True)
 class WebhookRequest:
     body: bytes
     content_type: str | None = None
     # Lower-cased header names.
     headers: Mapping[str, str] = field(default_factory=dict)
+    options: NormalizeOptions = DEFAULT_OPTIONS
 
     @property
     def media_type(self) -> str:

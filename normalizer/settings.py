@@ -4,6 +4,8 @@ from pydantic import Field
 
 from espstream.plumbing.config import CommonSettings
 
+from .request import NormalizeOptions
+
 
 class NormalizerSettings(CommonSettings):
     normalizer_group: str = "espstream-normalizer"
@@ -19,10 +21,14 @@ class NormalizerSettings(CommonSettings):
     normalizer_delivery_timeout_ms: int = 60000
     # anymail's SPARKPOST_TRACK_INITIAL_OPEN_AS_OPENED: SparkPost's initial_open and
     # amp_initial_open become opened events too (else unknown, to avoid a double open).
-    # Read when a webhook is normalized (normalizer.esps.sparkpost), not only at startup.
     sparkpost_track_initial_open_as_opened: bool = False
     # Prometheus metrics of this process at http://<metrics_host>:<port>/metrics; 0: not served.
     # Each normalizer process on a host needs a port of its own.
     normalizer_metrics_port: int = Field(0, ge=0, le=65535)
     # Where that port listens (0.0.0.0 for a scraper on another host or container).
     metrics_host: str = "127.0.0.1"
+
+    @property
+    def normalize_options(self) -> NormalizeOptions:
+        """The options normalize() takes under these settings."""
+        return NormalizeOptions(sparkpost_track_initial_open_as_opened=self.sparkpost_track_initial_open_as_opened)

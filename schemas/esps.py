@@ -1,22 +1,70 @@
-"""The ESPs espstream receives webhooks from: URL slug -> anymail's ESP name."""
+"""The ESPs espstream receives webhooks from: one row per ESP, read by the gateway, the normalizer and the tests."""
 
-ESP_NAMES: dict[str, str] = {
-    "amazon_ses": "Amazon SES",
-    "brevo": "Brevo",
-    "sendinblue": "SendinBlue",
-    "mailersend": "MailerSend",
-    "mailgun": "Mailgun",
-    "mailjet": "Mailjet",
-    "mailtrap": "Mailtrap",
-    "mandrill": "Mandrill",
-    "postal": "Postal",
-    "postmark": "Postmark",
-    "resend": "Resend",
-    "sendgrid": "SendGrid",
-    "sparkpost": "SparkPost",
-    "unisender_go": "Unisender Go",
+from typing import NamedTuple
+
+
+class Esp(NamedTuple):
+    # The URL path segment, the parser's module name (normalizer/esps/<slug>.py) and, for a signed
+    # ESP, its verifier's (gateway/signatures/<slug>.py).
+    slug: str
+    # anymail's esp_name, carried by every event.
+    name: str
+    # django-anymail's tracking webhook view, the parity oracle (a dotted path: anymail is never imported here).
+    anymail_view: str
+    # The gateway settings its signature check is built from (ESPSTREAM_<NAME>), in the order its
+    # verifier takes them; the first one set turns the check on. Empty: basic auth alone.
+    signing_settings: tuple[str, ...] = ()
+
+
+ESPS: dict[str, Esp] = {
+    esp.slug: esp
+    for esp in (
+        Esp(
+            "amazon_ses",
+            "Amazon SES",
+            "anymail.webhooks.amazon_ses.AmazonSESTrackingWebhookView",
+            ("amazon_ses_topic_arns", "amazon_ses_auto_confirm_sns_subscriptions"),
+        ),
+        Esp("brevo", "Brevo", "anymail.webhooks.brevo.BrevoTrackingWebhookView"),
+        Esp("sendinblue", "SendinBlue", "anymail.webhooks.sendinblue.SendinBlueTrackingWebhookView"),
+        Esp(
+            "mailersend",
+            "MailerSend",
+            "anymail.webhooks.mailersend.MailerSendTrackingWebhookView",
+            ("mailersend_signing_secret",),
+        ),
+        Esp("mailgun", "Mailgun", "anymail.webhooks.mailgun.MailgunTrackingWebhookView", ("mailgun_webhook_signing_key",)),
+        Esp("mailjet", "Mailjet", "anymail.webhooks.mailjet.MailjetTrackingWebhookView"),
+        Esp("mailtrap", "Mailtrap", "anymail.webhooks.mailtrap.MailtrapTrackingWebhookView", ("mailtrap_tracking_secret",)),
+        # Mandrill has one view for tracking and inbound.
+        Esp(
+            "mandrill",
+            "Mandrill",
+            "anymail.webhooks.mandrill.MandrillCombinedWebhookView",
+            ("mandrill_webhook_key", "mandrill_webhook_url"),
+        ),
+        Esp("postal", "Postal", "anymail.webhooks.postal.PostalTrackingWebhookView", ("postal_webhook_key",)),
+        Esp("postmark", "Postmark", "anymail.webhooks.postmark.PostmarkTrackingWebhookView"),
+        Esp("resend", "Resend", "anymail.webhooks.resend.ResendTrackingWebhookView", ("resend_signing_secret",)),
+        Esp(
+            "sendgrid",
+            "SendGrid",
+            "anymail.webhooks.sendgrid.SendGridTrackingWebhookView",
+            ("sendgrid_tracking_webhook_verification_key",),
+        ),
+        Esp("sparkpost", "SparkPost", "anymail.webhooks.sparkpost.SparkPostTrackingWebhookView"),
+        Esp(
+            "unisender_go",
+            "Unisender Go",
+            "anymail.webhooks.unisender_go.UnisenderGoTrackingWebhookView",
+            ("unisender_go_api_key",),
+        ),
+    )
 }
-ESP_SLUGS = tuple(ESP_NAMES)
+ESP_SLUGS = tuple(ESPS)
+# URL slug -> anymail's ESP name; URL slug -> anymail's view.
+ESP_NAMES: dict[str, str] = {slug: esp.name for slug, esp in ESPS.items()}
+ANYMAIL_VIEWS: dict[str, str] = {slug: esp.anymail_view for slug, esp in ESPS.items()}
 
 
 def esp_slug(name: str) -> str:
@@ -26,22 +74,3 @@ def esp_slug(name: str) -> str:
         if wanted in (slug, esp_name.lower()):
             return slug
     raise ValueError(f"unknown ESP {name!r}: one of {', '.join(ESP_NAMES)}")
-
-# URL slug -> django-anymail's tracking webhook view (a dotted path: anymail is never imported here).
-ANYMAIL_VIEWS: dict[str, str] = {
-    "amazon_ses": "anymail.webhooks.amazon_ses.AmazonSESTrackingWebhookView",
-    "brevo": "anymail.webhooks.brevo.BrevoTrackingWebhookView",
-    "sendinblue": "anymail.webhooks.sendinblue.SendinBlueTrackingWebhookView",
-    "mailersend": "anymail.webhooks.mailersend.MailerSendTrackingWebhookView",
-    "mailgun": "anymail.webhooks.mailgun.MailgunTrackingWebhookView",
-    "mailjet": "anymail.webhooks.mailjet.MailjetTrackingWebhookView",
-    "mailtrap": "anymail.webhooks.mailtrap.MailtrapTrackingWebhookView",
-    # Mandrill has one view for tracking and inbound.
-    "mandrill": "anymail.webhooks.mandrill.MandrillCombinedWebhookView",
-    "postal": "anymail.webhooks.postal.PostalTrackingWebhookView",
-    "postmark": "anymail.webhooks.postmark.PostmarkTrackingWebhookView",
-    "resend": "anymail.webhooks.resend.ResendTrackingWebhookView",
-    "sendgrid": "anymail.webhooks.sendgrid.SendGridTrackingWebhookView",
-    "sparkpost": "anymail.webhooks.sparkpost.SparkPostTrackingWebhookView",
-    "unisender_go": "anymail.webhooks.unisender_go.UnisenderGoTrackingWebhookView",
-}

@@ -398,3 +398,6 @@ def _retrieve_exception(done: asyncio.Future[Any]) -> None:
     # Every waiter may have gone away; the failure was logged, do not warn about it again.
     if not done.cancelled():
         done.exception()
+
+
+VERIFIER = SnsVerifier

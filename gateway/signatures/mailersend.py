@@ -19,3 +19,6 @@ class MailerSendVerifier:
         expected = hmac.new(self._key, request.body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(signature.encode("utf-8"), expected.encode()):
             raise SignatureError("MailerSend webhook with an incorrect signature")
+
+
+VERIFIER = MailerSendVerifier

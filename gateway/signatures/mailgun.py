@@ -55,3 +55,6 @@ def _form_fields(request: SignedRequest) -> tuple[str, str, str]:
         return fields["timestamp"], fields["token"], fields["signature"]
     except KeyError:
         raise SignatureError("Mailgun webhook without timestamp, token and signature fields") from None
+
+
+VERIFIER = MailgunVerifier

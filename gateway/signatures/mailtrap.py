@@ -19,3 +19,6 @@ class MailtrapVerifier:
         expected = hmac.new(self._key, request.body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(signature.encode("utf-8"), expected.encode()):
             raise SignatureError("Mailtrap webhook with an incorrect signature")
+
+
+VERIFIER = MailtrapVerifier

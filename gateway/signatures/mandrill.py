@@ -48,3 +48,6 @@ def _redacted(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit((parts.scheme, "***@" + parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, ""))
+
+
+VERIFIER = MandrillVerifier

@@ -43,3 +43,6 @@ class PostalVerifier:
             self._key.verify(base64.b64decode(signature), body, padding.PKCS1v15(), algorithm)
         except (InvalidSignature, binascii.Error, ValueError):
             raise SignatureError("Postal webhook with an incorrect signature") from None
+
+
+VERIFIER = PostalVerifier

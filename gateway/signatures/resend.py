@@ -79,3 +79,6 @@ def _secret_bytes(secret: str) -> bytes:
     if not key:
         raise ValueError("RESEND_SIGNING_SECRET is empty")
     return key
+
+
+VERIFIER = ResendVerifier

@@ -34,3 +34,6 @@ class SendGridVerifier:
             )
         except (InvalidSignature, binascii.Error, ValueError):
             raise SignatureError("SendGrid webhook with an incorrect signature") from None
+
+
+VERIFIER = SendGridVerifier

@@ -31,3 +31,6 @@ class UnisenderGoVerifier:
         expected = hashlib.md5(signed, usedforsecurity=False).hexdigest()
         if not hmac.compare_digest(sent, expected.encode()):
             raise SignatureError("Unisender Go webhook with an incorrect signature")
+
+
+VERIFIER = UnisenderGoVerifier

@@ -1,4 +1,4 @@
-"""One module per ESP, each with ``ESP_NAME`` and ``parse_events(request) -> list[TrackingEvent]``.
+"""One module per ESP, each with ``parse_events(request) -> list[TrackingEvent]``; its name is in ``schemas.esps``.
 
 The module of slug ``x`` is ``espstream.normalizer.esps.x``; a slug without one dead-letters as unsupported.
 """

@@ -12,12 +12,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from espstream.schemas import EventType, RejectReason, TrackingEvent
+from espstream.schemas.esps import ESP_NAMES
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
 from ..fields import lookup, optional_text, tag_list
 from ..request import WebhookRequest
-
-ESP_NAME = "Brevo"
 
 # Brevo event -> (normalized type, reject reason).
 EVENT_TYPES: dict[str, tuple[str, str | None]] = {
@@ -49,7 +48,7 @@ INBOUND_ON_TRACKING_URL = (
 
 
 def parse_events(request: WebhookRequest) -> list[TrackingEvent]:
-    return events_from(request, ESP_NAME)
+    return events_from(request, ESP_NAMES["brevo"])
 
 
 def events_from(request: WebhookRequest, esp_name: str) -> list[TrackingEvent]:

@@ -14,8 +14,6 @@ from ..fields import lookup, optional_text, tag_list
 from ..request import WebhookRequest
 from ..timestamps import iso_timestamp
 
-ESP_NAME = "MailerSend"
-
 # data.type -> normalized type. Both bounce kinds are "bounced" (no deferred).
 EVENT_TYPES: dict[str, str] = {
     "sent": EventType.SENT,

@@ -16,8 +16,6 @@ from ..fields import lookup, metadata_dict, optional_text, single_address, tag_l
 from ..request import WebhookRequest
 from ..timestamps import epoch_timestamp
 
-ESP_NAME = "Mailgun"
-
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 

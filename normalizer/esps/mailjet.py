@@ -15,8 +15,6 @@ from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 from ..timestamps import lenient_epoch_timestamp
 
-ESP_NAME = "Mailjet"
-
 EVENT_TYPES: dict[str, str] = {
     "sent": EventType.DELIVERED,  # accepted by the receiving MTA
     "open": EventType.OPENED,

@@ -13,8 +13,6 @@ from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 from ..timestamps import epoch_timestamp
 
-ESP_NAME = "Mailtrap"
-
 # Mailtrap event -> (normalized type, reject reason).
 EVENT_TYPES: dict[str, tuple[str, str | None]] = {
     "delivery": (EventType.DELIVERED, None),

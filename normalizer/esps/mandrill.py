@@ -17,8 +17,6 @@ from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 from ..timestamps import lenient_epoch_timestamp
 
-ESP_NAME = "Mandrill"
-
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 EVENT_TYPES: dict[str, str] = {

@@ -16,8 +16,6 @@ from ..errors import MalformedPayload, MisconfiguredWebhook
 from ..fields import lookup, optional_text, single_address, tag_list
 from ..request import WebhookRequest
 
-ESP_NAME = "Postal"
-
 # payload.status of MessageSent, MessageDelayed, MessageDeliveryFailed, MessageHeld.
 STATUS_TYPES: dict[str, str] = {
     "Sent": EventType.DELIVERED,

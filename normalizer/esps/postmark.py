@@ -14,8 +14,6 @@ from ..fields import lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 from ..timestamps import iso_timestamp
 
-ESP_NAME = "Postmark"
-
 # Postmark RecordType -> normalized type. Bounce and SpamComplaint are refined by
 # their Type, SubscriptionChange by its SuppressionReason (TYPES below).
 RECORD_TYPES: dict[str, str] = {

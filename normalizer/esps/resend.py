@@ -18,8 +18,6 @@ from ..fields import lookup, metadata_dict, optional_text, single_address, tag_l
 from ..request import WebhookRequest
 from ..timestamps import utc_instant
 
-ESP_NAME = "Resend"
-
 EVENT_TYPES: dict[str, str] = {
     "email.sent": EventType.SENT,
     "email.delivered": EventType.DELIVERED,

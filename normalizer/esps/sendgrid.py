@@ -15,8 +15,6 @@ from ..errors import MalformedPayload
 from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 
-ESP_NAME = "SendGrid"
-
 EVENT_TYPES: dict[str, str] = {
     "bounce": EventType.BOUNCED,
     "deferred": EventType.DEFERRED,

@@ -5,12 +5,11 @@ name, so everything is read as in ``brevo``; only ``esp_name`` differs.
 """
 
 from espstream.schemas import TrackingEvent
+from espstream.schemas.esps import ESP_NAMES
 
 from ..request import WebhookRequest
 from .brevo import events_from
 
-ESP_NAME = "SendinBlue"
-
 
 def parse_events(request: WebhookRequest) -> list[TrackingEvent]:
-    return events_from(request, ESP_NAME)
+    return events_from(request, ESP_NAMES["sendinblue"])

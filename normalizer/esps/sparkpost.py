@@ -5,13 +5,11 @@ One JSON array per request (a batch), each item wrapping one event in its class:
 gen_event, unsubscribe_event, relay_message...). An item whose ``msys`` is empty
 is SparkPost's ping and gives no event. The content type is not looked at.
 
-Setting: ``ESPSTREAM_SPARKPOST_TRACK_INITIAL_OPEN_AS_OPENED`` (anymail's
-``SPARKPOST_TRACK_INITIAL_OPEN_AS_OPENED``), read each time a webhook is normalized.
+Option: ``NormalizeOptions.sparkpost_track_initial_open_as_opened`` (anymail's
+``SPARKPOST_TRACK_INITIAL_OPEN_AS_OPENED``), given to ``normalize()`` by its caller.
 """
 
-import os
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any
 
 from espstream.schemas import EventType, RejectReason, TrackingEvent
@@ -19,11 +17,6 @@ from espstream.schemas import EventType, RejectReason, TrackingEvent
 from ..errors import MalformedPayload, MisconfiguredWebhook
 from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
-from ..settings import NormalizerSettings
-
-ESP_NAME = "SparkPost"
-
-INITIAL_OPEN_SETTING = "ESPSTREAM_SPARKPOST_TRACK_INITIAL_OPEN_AS_OPENED"
 
 # event.type -> normalized type.
 EVENT_TYPES: dict[str, str] = {
@@ -50,6 +43,7 @@ INITIAL_OPEN_EVENT_TYPES: dict[str, str] = {
     "initial_open": EventType.OPENED,
     "amp_initial_open": EventType.OPENED,
 }
+EVENT_TYPES_WITH_INITIAL_OPENS = {**EVENT_TYPES, **INITIAL_OPEN_EVENT_TYPES}
 
 # event.bounce_class -> reject reason, or (reject reason, event type) where the class
 # changes the type; any other class is OTHER. Classes are text ("10"), never numbers.
@@ -91,7 +85,9 @@ def parse_events(request: WebhookRequest) -> list[TrackingEvent]:
     # carry in our types: the misconfiguration is the reason to give.
     if any(event_class == "relay_message" and event is not None for event_class, event, _ in unwrapped):
         raise MisconfiguredWebhook(INBOUND_ON_TRACKING_URL)
-    event_types = _event_types()
+    event_types = (
+        EVENT_TYPES_WITH_INITIAL_OPENS if request.options.sparkpost_track_initial_open_as_opened else EVENT_TYPES
+    )
     return [
         esp_to_event(event_class, event, raw_event, event_types)
         for event_class, event, raw_event in unwrapped
@@ -165,15 +161,3 @@ def _timestamp(event: dict[str, Any]) -> datetime | None:
         return None
     except (OverflowError, OSError):
         raise MalformedPayload(f"timestamp is out of range for a timestamp: {value!r}") from None
-
-
-def _event_types() -> dict[str, str]:
-    return _event_types_for(os.environ.get(INITIAL_OPEN_SETTING))
-
-
-@lru_cache(maxsize=8)
-def _event_types_for(setting_text: str | None) -> dict[str, str]:
-    # Keyed by the variable's text: the settings are parsed once per value, not per webhook.
-    if NormalizerSettings().sparkpost_track_initial_open_as_opened:
-        return {**EVENT_TYPES, **INITIAL_OPEN_EVENT_TYPES}
-    return EVENT_TYPES

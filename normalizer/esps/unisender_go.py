@@ -18,8 +18,6 @@ from ..errors import MalformedPayload
 from ..fields import batch_items, lookup, optional_text
 from ..request import WebhookRequest
 
-ESP_NAME = "Unisender Go"
-
 STATUS_EVENT = "transactional_email_status"
 
 EVENT_TYPES: dict[str, str] = {

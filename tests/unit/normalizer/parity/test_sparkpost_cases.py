@@ -2,7 +2,7 @@
 
 The initial-open setting is anymail's SPARKPOST_TRACK_INITIAL_OPEN_AS_OPENED,
 read by its view's ``__init__``: each side of the comparison gets a view built
-under that setting, and we get the environment variable, switched per test.
+under that setting, and we get NormalizerSettings' option from the environment variable, switched per test.
 """
 
 from typing import Any
@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from espstream import normalizer
+from espstream.normalizer.settings import NormalizerSettings
 from tests.support.parity.compare import anymail_fields, assert_same_events
 from tests.support.parity.fixtures import Fixture, from_spec
 from tests.support.parity.harness import assert_epoch_timestamp_as_anymails, run_anymail, run_ours
@@ -53,7 +55,7 @@ def test_initial_open_setting_gives_anymails_events(
     monkeypatch: pytest.MonkeyPatch, text: str, track_initial_open: bool
 ) -> None:
     monkeypatch.setenv(SETTING, text)
-    ours = run_ours(INITIAL_OPENS)
+    ours = _ours_with_settings(INITIAL_OPENS)
     assert_same_events(ours, _anymail_with_setting(INITIAL_OPENS, track_initial_open), f"{SETTING}={text}")
     expected_initial = "opened" if track_initial_open else "unknown"
     assert [event.event_type for event in ours] == [expected_initial, expected_initial, "opened"]
@@ -61,16 +63,24 @@ def test_initial_open_setting_gives_anymails_events(
 
 def test_initial_open_setting_is_off_by_default_as_in_anymail(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(SETTING, raising=False)
-    assert_same_events(run_ours(INITIAL_OPENS), _anymail_with_setting(INITIAL_OPENS, False), "setting unset")
+    assert_same_events(_ours_with_settings(INITIAL_OPENS), _anymail_with_setting(INITIAL_OPENS, False), "setting unset")
     # The parity suite's shared view is anymail's default one.
     result = run_anymail(INITIAL_OPENS)
     assert [event.event_type for event in result.events] == ["unknown", "unknown", "opened"]
 
 
-def test_initial_open_setting_is_read_at_each_normalize(monkeypatch: pytest.MonkeyPatch) -> None:
-    for text, expected in [("true", "opened"), ("false", "unknown"), ("1", "opened")]:
-        monkeypatch.setenv(SETTING, text)
-        assert run_ours(INITIAL_OPENS)[0].event_type == expected
+def test_the_option_is_normalizes_not_the_environments(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SETTING, "true")
+    assert run_ours(INITIAL_OPENS)[0].event_type == "unknown"  # the default options
+    for track_initial_open, expected in [(True, "opened"), (False, "unknown")]:
+        options = normalizer.NormalizeOptions(sparkpost_track_initial_open_as_opened=track_initial_open)
+        events = normalizer.normalize("sparkpost", INITIAL_OPENS.body, INITIAL_OPENS.content_type, options=options)
+        assert events[0].event_type == expected
+
+
+def _ours_with_settings(fixture: Fixture) -> list[Any]:
+    options = NormalizerSettings().normalize_options
+    return normalizer.normalize(fixture.slug, fixture.body, fixture.content_type, fixture.headers, options)
 
 
 def _timestamp_fixture(timestamp: object) -> Fixture:
