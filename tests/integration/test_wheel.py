@@ -5,8 +5,10 @@ that already holds packages of those names (as ``pip install schemas
 consumers normalizer`` would put them there); both keep working.
 """
 
+import shutil
 import subprocess
 import sys
+import tomllib
 import venv
 import zipfile
 from pathlib import Path
@@ -19,9 +21,16 @@ NAMESAKES = ("schemas", "normalizer", "consumers", "gateway", "registry", "plumb
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # From a copy of what the wheel is built of: setuptools' build/ folder keeps files of earlier builds.
+    source = tmp_path_factory.mktemp("source")
+    folders = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values()
+    for folder in folders:
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(source)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     [built] = out.glob("espstream-*.whl")
