@@ -24,6 +24,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         yield running
 
 
+@pytest.fixture
+def durable_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own on durable storage (SeaweedFS) in tmp_path: ``kill()`` it, ``start()`` it again."""
+    with EmbeddedBroker(free_port(), log_path=tmp_path / "tansu.log", data_dir=tmp_path / "broker") as running:
+        yield running
+
+
 @pytest.fixture(scope="session")
 def registry_url(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The development schema registry, as `espstream registry` runs it."""
@@ -51,7 +58,7 @@ UNIT_TESTS = Path(__file__).parent / "unit"
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     misplaced = []
     for item in items:
-        if "broker" in getattr(item, "fixturenames", ()):
+        if {"broker", "durable_broker"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.broker)
             if item.path.is_relative_to(UNIT_TESTS):
                 misplaced.append(item.nodeid)
