@@ -9,7 +9,8 @@ event's position on the normalized topic.
 Each letter is committed on the group ``<group>.redrive`` once dealt with: its
 receiver returned, or it failed every attempt again and went back to the end of
 the dead-letter topic with its attempts added up. A second redrive starts after
-the letters the first one dealt with, and never reads the letters it wrote itself.
+the letters the first one dealt with; a run reads the letters pending when it
+starts, never the ones it wrote itself.
 """
 
 import logging
@@ -61,22 +62,17 @@ class Redrive:
 
     def run(self) -> Iterator[Outcome]:
         """Redrive every pending letter, yielding what became of each once it is committed."""
-        # Per partition, the first offset this run wrote: letters from there on are its own.
-        written: dict[int, int] = {}
         try:
             with DeadLetterReader(self.settings.kafka(), self.topic, self.settings.group_redrive_group(self.group)) as reader:
                 for letter in reader.letters():
-                    if letter.offset() >= written.get(letter.partition(), letter.offset() + 1):
-                        reader.end_partition(letter.partition())
-                        continue
-                    outcomes = self._redrive(letter, written)
+                    outcomes = self._redrive(letter)
                     reader.commit(letter)
                     yield from outcomes
         finally:
             self.loop.close()
             self.writer.close()
 
-    def _redrive(self, letter: Message, written: dict[int, int]) -> list[Outcome]:
+    def _redrive(self, letter: Message) -> list[Outcome]:
         receiver = header_text(letter, raw.DLQ_RECEIVER) or DECODE
         attempts = int(header_text(letter, raw.DLQ_ATTEMPTS) or 0)
         source_topic = header_text(letter, raw.DLQ_SOURCE_TOPIC) or self.settings.normalized_topic
@@ -86,7 +82,7 @@ class Redrive:
                 raise ValueError("record has no value")
         except Exception as error:  # still undecodable: back to the end of the topic
             log.warning("dead letter %d@%d still does not decode: %s", letter.partition(), letter.offset(), error)
-            self._write_again(letter, receiver, error, attempts + 1, written)
+            self._write_again(letter, receiver, error, attempts + 1)
             return [Outcome(letter.partition(), letter.offset(), receiver, None, FAILED_AGAIN, attempts + 1)]
         connections = self._connections(letter, receiver, event)
         failures = {
@@ -97,7 +93,7 @@ class Redrive:
         for name in (c.name for c in connections):
             if name in failures:
                 total = attempts + self.settings.consumer_max_attempts
-                self._write_again(letter, name, failures[name], total, written)
+                self._write_again(letter, name, failures[name], total)
                 outcomes.append(Outcome(letter.partition(), letter.offset(), name, event.dedupe_id, FAILED_AGAIN, total))
             else:
                 outcomes.append(Outcome(letter.partition(), letter.offset(), name, event.dedupe_id, DELIVERED, attempts + 1))
@@ -115,11 +111,10 @@ class Redrive:
             )
         return named
 
-    def _write_again(self, letter: Message, receiver: str, error: Exception, attempts: int, written: dict[int, int]) -> None:
+    def _write_again(self, letter: Message, receiver: str, error: Exception, attempts: int) -> None:
         headers = group_dead_letter_headers(letter, self.group, receiver, error, attempts)
         delivered = self.writer.write(self.topic, letter.value(), letter.key(), headers)
         assert delivered is not None  # the writer only gives up when asked to
-        written.setdefault(delivered.partition(), delivered.offset())
 
 
 def _kwargs(letter: Message, event: TrackingEvent, source_topic: str) -> dict[str, object]:

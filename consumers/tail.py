@@ -34,6 +34,7 @@ from confluent_kafka import (
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.plumbing.config import CommonSettings
+from espstream.plumbing.reader import NoSuchTopic, TopicReader
 from espstream.schemas import TrackingEvent
 from espstream.schemas.avro import EVENT_TYPES, EventDeserializer, registry_unreachable
 from espstream.schemas.esps import esp_slug
@@ -97,7 +98,7 @@ class Tail:
             )
         )
         try:
-            consumer.assign(self._start_positions(consumer))
+            consumer.assign(self._start_positions())
             log.info("tailing %s from the %s", self.topic, "beginning" if self.from_beginning else "end")
             while not self._stopping:
                 messages = consumer.consume(500, timeout=POLL_SECONDS)
@@ -109,18 +110,16 @@ class Tail:
         finally:
             consumer.close()
 
-    def _start_positions(self, consumer: Consumer) -> list[TopicPartition]:
-        metadata = consumer.list_topics(self.topic, timeout=METADATA_TIMEOUT_SECONDS).topics.get(self.topic)
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            raise TailError(f"topic {self.topic!r} does not exist")
-        if self.from_beginning:
-            return [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(metadata.partitions)]
-        # Resolved now rather than left to OFFSET_END, so everything after "tailing" is printed.
-        return [TopicPartition(self.topic, p, self._end_offset(consumer, p)) for p in sorted(metadata.partitions)]
-
-    def _end_offset(self, consumer: Consumer, partition: int) -> int:
-        _low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=METADATA_TIMEOUT_SECONDS)
-        return high
+    def _start_positions(self) -> list[TopicPartition]:
+        with TopicReader(self.settings.kafka(), self.topic, METADATA_TIMEOUT_SECONDS) as reader:
+            try:
+                partitions = reader.partitions()
+            except NoSuchTopic:
+                raise TailError(f"topic {self.topic!r} does not exist") from None
+            if self.from_beginning:
+                return [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions]
+            # Resolved now rather than left to OFFSET_END, so everything after "tailing" is printed.
+            return [TopicPartition(self.topic, p, end) for p, end in reader.ends(partitions).items()]
 
     def _print(self, messages: list[Message]) -> bool:
         """Write the wanted events; False once the reader went away."""

@@ -25,42 +25,33 @@ without the outcome being written.
 
 Outcomes are read from the range's start (less a margin for the clocks of the
 gateway and the normalizer) to the end of each partition, since a record can be
-normalized any time after it was received. Partitions are read to their end
-(partition EOF), never to a high watermark, which the embedded broker reports
-short of a batch's end.
+normalized any time after it was received; partitions are read to their end as
+plumbing.reader decides it, and outcomes are found by plumbing.outcomes, the
+index ``replay --diff`` uses too.
 """
 
-import io
-import json
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from fastavro import parse_schema, schemaless_reader
 
 from espstream import __version__
-from espstream.plumbing.config import CommonSettings
+from espstream.plumbing.outcomes import Outcomes, RecordOutcome
+from espstream.plumbing.reader import NoSuchTopic, TopicReader
+from espstream.plumbing.times import millis
 from espstream.schemas import raw
-from espstream.schemas.avro import registry_unreachable
+from espstream.schemas.avro import EventDeserializer, registry_unreachable
 
 from .core import normalize
 from .settings import NormalizerSettings
 
 # How far a normalizer's clock may lag the gateway's: outcomes are read from this long before the range.
 CLOCK_SKEW = timedelta(minutes=5)
-READ_BATCH = 1000
-POLL_SECONDS = 0.1
-# Giving up on a partition that neither delivers records nor reports its end.
-STALL_SECONDS = 60.0
 EXAMPLES = 5
 
 RawId = tuple[str, int, int]  # topic, partition, offset
-EventId = tuple[str, int, int, int]  # the raw record's id, and the event's index in it
 
 
 class AuditError(Exception):
@@ -133,22 +124,6 @@ class _RawRecord:
     expected: int | str  # how many events normalizing it gives now, or why it fails
 
 
-@dataclass(slots=True)
-class _Events:
-    """The event indexes found for one raw record, per normalizer version that wrote them."""
-
-    versions: dict[str, Counter[int]] = field(default_factory=dict)
-
-    def add(self, version: str, index: int) -> None:
-        self.versions.setdefault(version, Counter())[index] += 1
-
-    def indexes(self) -> Counter[int]:
-        found: Counter[int] = Counter()
-        for indexes in self.versions.values():
-            found.update(indexes)
-        return found
-
-
 def audit(
     settings: NormalizerSettings,
     start: datetime | None = None,
@@ -160,18 +135,18 @@ def audit(
         settings.raw_topic, settings.normalized_topic, settings.dlq_topic,
         start.isoformat() if start else None, end.isoformat() if end else None,
     )
-    consumer = _reader(settings)
     try:
-        records = _raw_records(consumer, settings.raw_topic, start, end)
-        outcomes_from = start - CLOCK_SKEW if start else None
-        events = _event_counts(consumer, settings, records.keys(), outcomes_from, report)
-        letters = _dead_letter_counts(consumer, settings.dlq_topic, records.keys(), outcomes_from)
-    finally:
-        consumer.close()
+        records = _raw_records(settings, start, end)
+        outcomes = _outcomes(settings, records.keys(), millis(start - CLOCK_SKEW) if start else None)
+    except NoSuchTopic as error:
+        raise AuditError(str(error.args[0].str())) from error
+    except KafkaException as error:
+        raise AuditError(str(error)) from error
+    report.unreadable_events = outcomes.undecodable + outcomes.without_provenance
     committed = _committed(settings, {partition for _, partition, _ in records})
     for key, record in sorted(records.items()):
         counts = report.esps.setdefault(record.esp or "", Counts())
-        _tally(key, record, events.get(key), letters.get(key, 0), committed, counts, report, examples)
+        _tally(key, record, outcomes.get(key[1:]), committed, counts, report, examples)
     for counts in report.esps.values():
         report.totals.add(counts)
     return report
@@ -180,13 +155,13 @@ def audit(
 def _tally(
     key: RawId,
     record: _RawRecord,
-    found: _Events | None,
-    letters: int,
+    found: RecordOutcome | None,
     committed: dict[int, int],
     counts: Counts,
     report: AuditReport,
     examples: int,
 ) -> None:
+    letters = found.dead_letters if found else 0
     counts.raw_records += 1
     counts.duplicate_dead_letters += max(letters - 1, 0)
     indexes = found.indexes() if found else None
@@ -222,7 +197,7 @@ _BY_COUNT = "by count"
 _BY_INDEX = "by index"
 
 
-def _complete(found: _Events | None, expected: int | str) -> str | None:
+def _complete(found: RecordOutcome | None, expected: int | str) -> str | None:
     """How the record's events were found complete (None: they were not).
 
     Events of this normalizer version must hold every index below the number
@@ -231,7 +206,7 @@ def _complete(found: _Events | None, expected: int | str) -> str | None:
     highest found. Either suffices, so a replay under way does not hide the
     complete outcome an earlier version wrote.
     """
-    if not found:
+    if not found or not found.versions:
         return None
     ours = found.versions.get(__version__)
     if ours and isinstance(expected, int) and all(index in ours for index in range(expected)):
@@ -250,102 +225,31 @@ def _normalized_count(message: Message) -> int | str:
         return f"fails to normalize ({type(error).__name__}: {error}), no dead letter"
 
 
-def _reader(settings: CommonSettings) -> Consumer:
-    # assign() only: the group id is never joined and nothing is committed.
-    return Consumer(
-        settings.kafka(
-            **{
-                "group.id": "espstream-audit",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-                # A fetch at a partition's end answers at once: the audit waits for the end, not for new records.
-                "fetch.wait.max.ms": 10,
-            }
-        )
-    )
-
-
-def _partitions(consumer: Consumer, topic: str) -> list[int]:
-    metadata = consumer.list_topics(topic, timeout=15).topics.get(topic)
-    if metadata is None or metadata.error is not None or not metadata.partitions:
-        raise AuditError(f"topic {topic} does not exist")
-    return sorted(metadata.partitions)
-
-
-def _offsets_at(consumer: Consumer, topic: str, partitions: list[int], when: datetime | None, default: int) -> dict[int, int]:
-    """Per partition, the first offset whose record was written at or after ``when`` (OFFSET_END: none)."""
-    if when is None:
-        return {p: default for p in partitions}
-    found = consumer.offsets_for_times([TopicPartition(topic, p, _millis(when)) for p in partitions], timeout=15)
-    return {tp.partition: tp.offset if tp.offset >= 0 else OFFSET_END for tp in found}
-
-
-def _read(
-    consumer: Consumer, topic: str, starts: dict[int, int], beyond: Callable[[Message], bool] | None = None
-) -> Iterator[Message]:
-    """The records of ``topic`` from ``starts`` to each partition's end, or to its first record ``beyond``."""
-    wanted = {p: offset for p, offset in starts.items() if offset != OFFSET_END}
-    if not wanted:
-        return
-    consumer.assign([TopicPartition(topic, p, offset) for p, offset in wanted.items()])
-    pending = set(wanted)
-    last_progress = time.monotonic()
-    try:
-        while pending:
-            messages = consumer.consume(READ_BATCH, timeout=POLL_SECONDS)
-            if messages:
-                last_progress = time.monotonic()
-            elif time.monotonic() - last_progress > STALL_SECONDS:
-                raise AuditError(f"{topic}: partitions {sorted(pending)} not read to their end")
-            for message in messages:
-                error = message.error()
-                partition = message.partition()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(partition)
-                    elif error.fatal() or not error.retriable():
-                        raise AuditError(f"{topic}: {error}")
-                    continue
-                if partition not in pending:
-                    continue
-                if beyond is not None and beyond(message):
-                    pending.discard(partition)
-                    continue
-                yield message
-    finally:
-        consumer.unassign()
-
-
-def _raw_records(consumer: Consumer, topic: str, start: datetime | None, end: datetime | None) -> dict[RawId, _RawRecord]:
+def _raw_records(settings: NormalizerSettings, start: datetime | None, end: datetime | None) -> dict[RawId, _RawRecord]:
     """The raw records whose timestamp is in [start, end).
 
-    offsets_for_times only says where to begin (a little before ``start``): the
-    range itself is decided by each record's own timestamp, since a broker's
-    time index may be coarser than records (the embedded one answers per
-    batch, and with the first offset for a time after its last record).
+    Reading starts at the first record a little before ``start``; the range itself
+    is decided by each record's own timestamp, since records are appended only
+    about in time order (gateways' clocks differ).
     """
-    partitions = _partitions(consumer, topic)
-    starts = _offsets_at(consumer, topic, partitions, start - CLOCK_SKEW if start else None, OFFSET_BEGINNING)
-    first = _millis(start) if start else None
-    last = _millis(end) if end else None
-    # Records are appended about in time order: one past the range by more than the skew ends it.
-    beyond = (lambda message: message.timestamp()[1] >= last + _millis_of(CLOCK_SKEW)) if last is not None else None
+    topic = settings.raw_topic
+    first = millis(start) if start else None
+    last = millis(end) if end else None
     records = {}
-    for message in _read(consumer, topic, starts, beyond):
-        timestamp = message.timestamp()[1]
-        if (first is not None and timestamp < first) or (last is not None and timestamp >= last):
-            continue
-        known = {name: value for name, value in message.headers() or () if name in _RAW_HEADERS and value is not None}
-        records[(topic, message.partition(), message.offset())] = _RawRecord(
-            *(known[name].decode("utf-8", "replace") if name in known else None for name in (raw.ESP, raw.REQUEST_ID, raw.RECEIVED_AT)),
-            expected=_normalized_count(message),
-        )
+    with TopicReader(settings.kafka(), topic) as reader:
+        bounds = reader.bounds(since=millis(start - CLOCK_SKEW) if start else None)
+        # Records are appended about in time order: one past the range by more than the skew ends it.
+        until = last + _millis_of(CLOCK_SKEW) if last is not None else None
+        for message in reader.read(bounds, until):
+            timestamp = message.timestamp()[1]
+            if (first is not None and timestamp < first) or (last is not None and timestamp >= last):
+                continue
+            known = {name: value for name, value in message.headers() or () if name in _RAW_HEADERS and value is not None}
+            records[(topic, message.partition(), message.offset())] = _RawRecord(
+                *(known[name].decode("utf-8", "replace") if name in known else None for name in (raw.ESP, raw.REQUEST_ID, raw.RECEIVED_AT)),
+                expected=_normalized_count(message),
+            )
     return records
-
-
-def _millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 def _millis_of(span: timedelta) -> int:
@@ -355,75 +259,20 @@ def _millis_of(span: timedelta) -> int:
 _RAW_HEADERS = frozenset({raw.ESP, raw.REQUEST_ID, raw.RECEIVED_AT})
 
 
-class _ProvenanceReader:
-    """The provenance of a Confluent-framed Avro event, read with the schema it was written with."""
-
-    def __init__(self, registry: SchemaRegistryClient):
-        self.registry = registry
-        self._schemas: dict[int, Any] = {}
-
-    def __call__(self, value: bytes | None) -> tuple[EventId, str] | None:
-        if not value or len(value) < 5 or value[0] != 0:
-            return None
-        schema_id = int.from_bytes(value[1:5], "big")
-        schema = self._schemas.get(schema_id)
-        if schema is None:
-            schema = self._schemas[schema_id] = parse_schema(json.loads(self.registry.get_schema(schema_id).schema_str))
-        record = schemaless_reader(io.BytesIO(value[5:]), schema, None)
-        provenance = record.get("provenance") if isinstance(record, dict) else None
-        if not provenance:
-            return None
-        event_id = provenance["topic"], provenance["partition"], provenance["offset"], provenance["index"]
-        return event_id, provenance.get("normalizer_version") or ""
-
-
-def _event_counts(
-    consumer: Consumer, settings: CommonSettings, wanted: Any, since: datetime | None, report: AuditReport
-) -> dict[RawId, _Events]:
-    """Per raw record of ``wanted``, how many times each event index is on the normalized topic, per normalizer version."""
-    topic = settings.normalized_topic
-    provenance_of = _ProvenanceReader(SchemaRegistryClient(settings.registry()))
-    counts: dict[RawId, _Events] = {}
-    partitions = _partitions(consumer, topic)
-    for message in _read(consumer, topic, _offsets_at(consumer, topic, partitions, since, OFFSET_BEGINNING)):
-        try:
-            found = provenance_of(message.value())
-        except Exception as error:
-            if registry_unreachable(error):  # every event would look unreadable: no audit at all
-                raise AuditError(f"schema registry unreachable: {error}") from error
-            found = None  # not an event of ours (or not Avro at all): not an outcome
-        if found is None:
-            report.unreadable_events += 1
-            continue
-        (raw_topic, partition, offset, index), version = found
-        key = (raw_topic, partition, offset)
-        if key in wanted:
-            counts.setdefault(key, _Events()).add(version, index)
-    return counts
-
-
-def _dead_letter_counts(consumer: Consumer, topic: str, wanted: Any, since: datetime | None) -> Counter[RawId]:
-    """Per raw record of ``wanted``, how many times the normalizer dead-lettered it.
-
-    A redrive writes letters of its own for the same record: one failing again
-    (with ``dlq-attempts``) and one moved unchanged (the same ``dlq-failed-at``).
-    Neither is the normalizer dead-lettering the record once more, so a record's
-    letters count once per distinct failure time, redrive letters aside.
-    """
-    failures: dict[RawId, set[bytes]] = {}
-    partitions = _partitions(consumer, topic)
-    for message in _read(consumer, topic, _offsets_at(consumer, topic, partitions, since, OFFSET_BEGINNING)):
-        key = raw.dead_letter_source(message.headers())
-        if key is None or key not in wanted:
-            continue
-        headers = {name: value for name, value in message.headers() or () if name in _LETTER_HEADERS}
-        seen = failures.setdefault(key, set())
-        if raw.DLQ_ATTEMPTS not in headers:
-            seen.add(headers.get(raw.DLQ_FAILED_AT) or b"")
-    return Counter({key: max(len(times), 1) for key, times in failures.items()})
-
-
-_LETTER_HEADERS = frozenset({raw.DLQ_FAILED_AT, raw.DLQ_ATTEMPTS})
+def _outcomes(settings: NormalizerSettings, wanted: Any, since: int | None) -> Outcomes:
+    """The events and dead letters written for the raw records of ``wanted``."""
+    positions = {(partition, offset) for _topic, partition, offset in wanted}
+    outcomes = Outcomes(
+        settings.kafka(), settings.raw_topic, lambda p, o: (p, o) in positions, EventDeserializer(SchemaRegistryClient(settings.registry()))
+    )
+    try:
+        outcomes.read_events(settings.normalized_topic, since)
+    except Exception as error:
+        if registry_unreachable(error):  # every event would look unreadable: no audit at all
+            raise AuditError(f"schema registry unreachable: {error}") from error
+        raise
+    outcomes.read_dead_letters(settings.dlq_topic, since)
+    return outcomes
 
 
 def _committed(settings: NormalizerSettings, partitions: set[int]) -> dict[int, int]:

@@ -10,43 +10,33 @@ normalized several times, the latest written wins. Fields are compared as
 ``TrackingEvent`` fields; provenance is the match, not a difference (its
 normalizer version and receive time are expected to differ).
 
-The normalized topic is not read from its beginning: events are written after
-their raw record, so reading starts at the range's first raw timestamp (less a
-margin for clocks) and ends at the topic's end when the diff starts. Dead
-letters are looked up the same way on the dead-letter topic, by their
-``dlq-source-*`` headers, to tell records that now fail or stop failing. The
-range's events already written are held in memory while the raw records are
-compared: diff ranges of a size that fits (a day, an ESP), not all history at once.
+What was written for each raw record comes from plumbing.outcomes, the index
+``espstream audit`` uses too. The normalized topic is not read from its
+beginning: events are written after their raw record, so reading starts at the
+range's first raw timestamp (less a margin for clocks) and ends at the topic's
+end when the diff starts. Dead letters are looked up the same way on the
+dead-letter topic, to tell records that now fail or stop failing. The range's
+events already written are held in memory while the raw records are compared:
+diff ranges of a size that fits (a day, an ESP), not all history at once.
 """
 
 import dataclasses
 import json
 import logging
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from espstream.schemas import TrackingEvent, raw
+from espstream.plumbing.outcomes import Outcomes
+from espstream.plumbing.reader import Bounds, NoSuchTopic, TopicReader
+from espstream.schemas import TrackingEvent
 from espstream.schemas.avro import EventDeserializer, avro_body, decode_body, registry_unreachable
 
-from .ranges import (
-    RANGE_CONSUMER_CONFIG,
-    READ_TIMEOUT_SECONDS,
-    Bounds,
-    RangeError,
-    RangeReader,
-    RangeSpec,
-    TimeProbe,
-    end_offsets,
-    record_esp,
-    resolve,
-    topic_partitions,
-)
+from .ranges import RangeSpec, record_esp, resolve
 from .records import RecordNormalizer
 from .replay import ReplayError
 from .settings import NormalizerSettings
@@ -58,7 +48,6 @@ CLOCK_MARGIN_MS = 10 * 60 * 1000
 EXAMPLES = 3
 # The fields a consumer sees, provenance aside (it is what events are matched by).
 COMPARED_FIELDS = tuple(f.name for f in dataclasses.fields(TrackingEvent) if f.name != "provenance")
-BATCH = 1000
 
 
 class LocalCodec:
@@ -130,9 +119,6 @@ class DiffReport:
         }
 
 
-Position = tuple[int, int]  # raw partition, offset
-
-
 class Diff:
     def __init__(
         self,
@@ -155,115 +141,57 @@ class Diff:
         self.decode = EventDeserializer(SchemaRegistryClient(settings.registry()))
 
     def run(self) -> DiffReport:
-        consumer = Consumer(
-            self.settings.kafka(
-                **{
-                    # assign() only, nothing committed; a fresh id keeps even a stray commit off real groups.
-                    "group.id": f"espstream-diff-{uuid.uuid4().hex}",
-                    "enable.auto.commit": False,
-                    "auto.offset.reset": "earliest",
-                    **RANGE_CONSUMER_CONFIG,
-                }
-            )
-        )
-        try:
-            bounds = resolve(consumer, self.raw_topic, self.spec)
+        # assign() only, nothing committed, under a fresh group id (the reader's).
+        with TopicReader(self.settings.kafka(), self.raw_topic) as reader:
+            bounds = resolve(reader, self.spec)
             self.report.partitions = dict(bounds)
-            first = self._first_timestamp(consumer, bounds)
+            first = self._first_timestamp(reader, bounds)
             if first is None:
                 return self.report
-            since = first - CLOCK_MARGIN_MS
-            before = self._events_before(consumer, bounds, since)
-            dead_before = self._dead_letters_before(consumer, bounds, since)
-            self._compare(consumer, bounds, before, dead_before)
-            return self.report
-        finally:
-            consumer.close()
-
-    def _first_timestamp(self, consumer: Consumer, bounds: Bounds) -> int | None:
-        probe = TimeProbe(consumer, self.raw_topic)
-        stamps = []
-        for p, (start, end) in bounds.items():
-            if start < end:
-                offset, stamp = probe.record_at(p, start, end)
-                if offset < end:
-                    stamps.append(stamp)
-        return min(stamps) if stamps else None
-
-    def _window(self, consumer: Consumer, topic: str, since: int) -> RangeReader | None:
-        """A reader of ``topic`` from ``since`` to its end now; None if there is no such topic."""
-        try:
-            partitions = topic_partitions(consumer, topic)
-        except RangeError:
-            return None
-        ends = end_offsets(consumer, topic, partitions)
-        probe = TimeProbe(consumer, topic)
-        bounds = {}
-        for p in partitions:
-            low, _high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=READ_TIMEOUT_SECONDS)
-            bounds[p] = (probe.offset_for_time(p, since, low, ends[p]), ends[p])
-        return RangeReader(consumer, topic, bounds)
-
-    def _events_before(self, consumer: Consumer, bounds: Bounds, since: int) -> dict[Position, dict[int, TrackingEvent]]:
-        """Per raw record in range, the events already written for it, by index (the latest written of each)."""
-        reader = self._window(consumer, self.report.target, since)
-        found: dict[Position, dict[int, tuple[tuple[int, int], TrackingEvent]]] = {}
-        while reader is not None and not reader.finished:
-            for message in reader.batch(BATCH):
-                event = self._decoded(message)
-                origin = event.provenance if event is not None else None
-                if origin is None or origin.topic != self.raw_topic or not _within(bounds, origin.partition, origin.offset):
-                    continue
-                if self.esps is not None and origin.esp not in self.esps:
-                    continue
-                written = (message.timestamp()[1], message.offset())
-                events = found.setdefault((origin.partition, origin.offset), {})
-                if origin.index not in events or events[origin.index][0] <= written:
-                    events[origin.index] = (written, event)
-        return {position: {i: event for i, (_w, event) in events.items()} for position, events in found.items()}
-
-    def _dead_letters_before(self, consumer: Consumer, bounds: Bounds, since: int) -> dict[Position, str]:
-        """Per raw record in range that was dead-lettered, the latest letter's reason."""
-        reader = self._window(consumer, self.report.dlq_topic, since)
-        letters: dict[Position, str] = {}
-        while reader is not None and not reader.finished:
-            for message in reader.batch(BATCH):
-                source = raw.dead_letter_source(message.headers())
-                if source is None:
-                    continue
-                topic, partition, offset = source
-                headers = {name: (value or b"").decode("utf-8", "replace") for name, value in message.headers() or ()}
-                if topic == self.raw_topic and _within(bounds, partition, offset):
-                    letters[(partition, offset)] = (
-                        f"{headers.get(raw.DLQ_ERROR_CLASS, '')}: {headers.get(raw.DLQ_ERROR_MESSAGE, '')}"
-                    )
-        return letters
-
-    def _compare(
-        self, consumer: Consumer, bounds: Bounds, before: dict[Position, dict[int, TrackingEvent]], dead_before: dict[Position, str]
-    ) -> None:
-        reader = RangeReader(consumer, self.raw_topic, bounds)
-        while not reader.finished:
-            for message in reader.batch(BATCH):
+            outcomes = self._outcomes(bounds, first - CLOCK_MARGIN_MS)
+            for message in reader.read(bounds):
                 esp = record_esp(message)
                 if self.esps is not None and esp not in self.esps:
                     self.report.skipped += 1
                     continue
-                self._compare_record(message, esp, before.pop((message.partition(), message.offset()), {}), dead_before)
+                self._compare_record(message, esp, outcomes)
+        return self.report
 
-    def _compare_record(self, message: Message, esp: str, old: dict[int, TrackingEvent], dead_before: dict[Position, str]) -> None:
+    def _first_timestamp(self, reader: TopicReader, bounds: Bounds) -> int | None:
+        firsts = [reader.record_at(p, start, end) for p, (start, end) in bounds.items()]
+        stamps = [message.timestamp()[1] for message in firsts if message is not None]
+        return min(stamps) if stamps else None
+
+    def _outcomes(self, bounds: Bounds, since: int) -> Outcomes:
+        """What the target and dead-letter topics hold for the range's raw records (a missing topic: nothing)."""
+        outcomes = Outcomes(self.settings.kafka(), self.raw_topic, lambda p, o: _within(bounds, p, o), self.decode, keep_events=True)
+        for read, topic in ((outcomes.read_events, self.report.target), (outcomes.read_dead_letters, self.report.dlq_topic)):
+            try:
+                read(topic, since)
+            except NoSuchTopic:
+                pass
+            except Exception as error:
+                if registry_unreachable(error):
+                    raise ReplayError(f"schema registry unreachable: {error}") from error
+                raise
+        self.report.undecodable = outcomes.undecodable
+        return outcomes
+
+    def _compare_record(self, message: Message, esp: str, outcomes: Outcomes) -> None:
+        before = outcomes.get((message.partition(), message.offset()))
+        old = before.latest_events() if before is not None else {}
         diff = self.report.esps.setdefault(esp, EspDiff())
         diff.raw_records += 1
         where = f"{message.partition()}:{message.offset()}"
         normalized = self.normalize(message)
         new = {} if normalized.failed else {i: self.codec.decode(value) for i, (_key, value) in enumerate(normalized.records)}
-        was_dead = (message.partition(), message.offset()) in dead_before and not old
+        was_dead = before is not None and before.letters > 0 and not old
         if normalized.failed and not was_dead:
             diff.now_dead_lettered += 1
             self._example(diff.now_dead_lettered_examples, {"raw": where, "stage": normalized.stage, "error": f"{type(normalized.error).__name__}: {normalized.error}"})
         elif was_dead and not normalized.failed:
             diff.no_longer_dead_lettered += 1
-            self._example(diff.no_longer_dead_lettered_examples, {"raw": where, "was": dead_before[(message.partition(), message.offset())], "events": len(new)})
+            self._example(diff.no_longer_dead_lettered_examples, {"raw": where, "was": before.reason, "events": len(new)})  # type: ignore[union-attr]
         diff.events_before += len(old)
         diff.events_now += len(new)
         for index in sorted(old.keys() | new.keys()):
@@ -293,15 +221,6 @@ class Diff:
     def _example(self, examples: list[dict[str, Any]], example: dict[str, Any]) -> None:
         if len(examples) < self.examples:
             examples.append(example)
-
-    def _decoded(self, message: Message) -> TrackingEvent | None:
-        try:
-            return self.decode(message.value(), message.topic())
-        except Exception as error:
-            if registry_unreachable(error):
-                raise ReplayError(f"schema registry unreachable: {error}") from error
-            self.report.undecodable += 1
-            return None
 
 
 def format_report(report: DiffReport) -> str:

@@ -1,12 +1,15 @@
 """One raw record in, the records to produce for it out: the code path of the service, replays and redrives.
 
 Either events (each with its provenance, its key and its Avro bytes) or a
-dead letter: the stage that failed and why. Nothing here talks to Kafka.
+dead letter: the stage that failed and why. ``write_outcome`` produces either
+through the producer it is given.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from confluent_kafka import Message
+from confluent_kafka import KafkaException, Message
 
 from espstream import __version__
 from espstream.schemas import Provenance, TrackingEvent, raw
@@ -88,8 +91,38 @@ class RecordNormalizer:
         return encoded
 
 
-def dead_letter_headers(message: Message, stage: str, error: BaseException) -> raw.Headers:
-    """A normalizer dead letter's headers: the raw record's, then the failed stage, this version, why."""
-    return raw.dead_letter_headers(
-        message, error, [(raw.DLQ_STAGE, stage.encode()), (raw.DLQ_NORMALIZER_VERSION, __version__.encode())]
-    )
+def dead_letter_headers(message: Message, stage: str, error: BaseException, attempts: int | None = None) -> raw.Headers:
+    """A normalizer dead letter's headers: the raw record's, then the failed stage, this version, the attempts
+    (a redriven letter's), why."""
+    extra = [(raw.DLQ_STAGE, stage.encode()), (raw.DLQ_NORMALIZER_VERSION, __version__.encode())]
+    if attempts is not None:
+        extra.append((raw.DLQ_ATTEMPTS, str(attempts).encode()))
+    return raw.dead_letter_headers(message, error, extra)
+
+
+def write_outcome(
+    produce: Callable[..., Any],
+    message: Message,
+    normalized: Normalized,
+    events_topic: str,
+    dlq_topic: str,
+    attempts: int | None = None,
+) -> tuple[str, BaseException] | None:
+    """Produce a raw record's outcome: its events to ``events_topic``, else its dead letter of ``message`` to ``dlq_topic``.
+
+    ``produce(topic, value, key[, headers])``. None when the events went out;
+    else the stage that failed and its error. An event the client refuses before
+    sending (e.g. over its size limit) fails the record at stage ``produce``: the
+    dead letter is then its outcome, whatever events went out before.
+    """
+    if normalized.error is None:
+        try:
+            for key, value in normalized.records:
+                produce(events_topic, value, key)
+            return None
+        except KafkaException as error:
+            stage, failure = "produce", error
+    else:
+        stage, failure = normalized.stage or "normalize", normalized.error
+    produce(dlq_topic, message.value(), message.key(), dead_letter_headers(message, stage, failure, attempts))
+    return stage, failure

@@ -17,7 +17,8 @@ A tried letter is committed on ``<normalizer group>.redrive`` once its events or
 its new letter are acknowledged. Commits mark a partition's prefix, so a letter
 left pending before a tried one is first copied, unchanged, to the end of the
 topic (it stays pending, at a new offset); one with no tried letter after it
-keeps its place. Letters written during a run are not read again by that run.
+keeps its place. The letters read are those pending when the run starts, so it
+never reads again the letters it writes.
 """
 
 import logging
@@ -25,10 +26,9 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaException, Message
+from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from espstream import __version__
 from espstream.plumbing.deadletters import (
     DLQ_PREFIX,
     DeadLetterReader,
@@ -42,7 +42,7 @@ from espstream.schemas import raw
 from espstream.schemas.avro import EventSerializer
 from espstream.schemas.esps import esp_slug
 
-from .records import RecordNormalizer
+from .records import RecordNormalizer, write_outcome
 from .settings import NormalizerSettings
 
 log = logging.getLogger("espstream.normalizer.redrive")
@@ -136,24 +136,19 @@ class NormalizerRedrive:
         """Redrive every pending letter, yielding what became of each once that is durable."""
         # A registry outage is not the letters' fault: fail here rather than count it as an attempt.
         self.serialize.register()
-        # Per partition, the first offset this run wrote: letters from there on are its own.
-        written: dict[int, int] = {}
         # Per partition, the letters left pending since the last tried one.
         held: dict[int, list[tuple[Message, str]]] = {}
         try:
             with DeadLetterReader(self.settings.kafka(), self.topic, redrive_group(self.settings.normalizer_group)) as reader:
                 for letter in reader.letters():
                     partition = letter.partition()
-                    if letter.offset() >= written.get(partition, letter.offset() + 1):
-                        reader.end_partition(partition)
-                        continue
                     reason = self._left_pending_because(letter)
                     if reason is not None:
                         held.setdefault(partition, []).append((letter, reason))
                         continue
                     # The commit below covers the held letters: copy them to the end first.
-                    moved = [self._move(each, why, written) for each, why in held.pop(partition, [])]
-                    outcome = self._redrive(letter, written)
+                    moved = [self._move(each, why) for each, why in held.pop(partition, [])]
+                    outcome = self._redrive(letter)
                     reader.commit(letter)
                     yield from moved
                     yield outcome
@@ -172,54 +167,33 @@ class NormalizerRedrive:
             return f"tried {attempts} times, the most allowed ({self.max_attempts})"
         return None
 
-    def _redrive(self, letter: Message, written: dict[int, int]) -> Outcome:
+    def _redrive(self, letter: Message) -> Outcome:
         source = SourceRecord(letter)
         attempts = letter_attempts(letter) + 1
         normalized = self.normalize_record(source)  # type: ignore[arg-type]  # reads a Message's accessors only
-        if normalized.failed:
-            assert normalized.stage is not None and normalized.error is not None
-            return self._fail(letter, source, normalized.stage, normalized.error, attempts, written)
-        try:
-            for key, value in normalized.records:
-                delivered = self.writer.write(self.settings.normalized_topic, value, key, None)
-                assert delivered is not None  # the writer only gives up when asked to
-        except KafkaException as error:  # refused before sending (e.g. over the producer's size limit)
-            return self._fail(letter, source, "produce", error, attempts, written)
-        return self._outcome(letter, NORMALIZED, attempts, source, dedupe_ids=[e.dedupe_id for e in normalized.events])
-
-    def _fail(
-        self, letter: Message, source: SourceRecord, stage: str, error: BaseException, attempts: int, written: dict[int, int]
-    ) -> Outcome:
+        # The letter's own headers go with a new letter: its raw record's, and its dlq-source-* kept by the builder.
+        failure = write_outcome(self._write, letter, normalized, self.settings.normalized_topic, self.topic, attempts)
+        if failure is None:
+            return self._outcome(letter, NORMALIZED, attempts, source, dedupe_ids=[e.dedupe_id for e in normalized.events])
+        stage, error = failure
         log.warning(
             "dead letter %d@%d (%s) failed again at %s: %s: %s",
             letter.partition(), letter.offset(), source.position(), stage, type(error).__name__, error,
         )
-        # The letter's own headers: its raw record's, and its dlq-source-* kept by the builder.
-        headers = raw.dead_letter_headers(
-            letter,
-            error,
-            [
-                (raw.DLQ_STAGE, stage.encode()),
-                (raw.DLQ_NORMALIZER_VERSION, __version__.encode()),
-                (raw.DLQ_ATTEMPTS, str(attempts).encode()),
-            ],
-        )
-        self._write(letter, headers, written)
         return self._outcome(
             letter, FAILED_AGAIN, attempts, source, stage=stage, error_class=type(error).__name__, error=first_line(str(error))
         )
 
-    def _move(self, letter: Message, reason: str, written: dict[int, int]) -> Outcome:
+    def _move(self, letter: Message, reason: str) -> Outcome:
         """Copy a letter left pending, headers and all, to the end of the topic."""
-        delivered = self._write(letter, letter.headers() or [], written)
+        delivered = self._write(self.topic, letter.value(), letter.key(), letter.headers() or [])
         return self._outcome(
             letter, LEFT_PENDING, letter_attempts(letter), note=f"{reason}; moved to {delivered.partition()}:{delivered.offset()}"
         )
 
-    def _write(self, letter: Message, headers: raw.Headers, written: dict[int, int]) -> Message:
-        delivered = self.writer.write(self.topic, letter.value(), letter.key(), headers)
+    def _write(self, topic: str, value: bytes | None, key: bytes | None, headers: raw.Headers | None = None) -> Message:
+        delivered = self.writer.write(topic, value, key, headers)
         assert delivered is not None  # the writer only gives up when asked to
-        written.setdefault(delivered.partition(), delivered.offset())
         return delivered
 
     def _outcome(

@@ -27,26 +27,18 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from espstream.plumbing.batches import RETRY_BACKOFF_SECONDS, durable_consumer_config, durable_producer_config
+from espstream.plumbing.batches import RETRY_BACKOFF_SECONDS, durable_consumer_config
 from espstream.plumbing.offsets import first_offsets, next_offsets
+from espstream.plumbing.producer import DurableProducer
+from espstream.plumbing.reader import READ_TIMEOUT_SECONDS, Bounds, TopicReader
 from espstream.plumbing.topics import create_missing, wanted_topics
 from espstream.schemas.avro import EventSerializer
 
-from .ranges import (
-    RANGE_CONSUMER_CONFIG,
-    READ_TIMEOUT_SECONDS,
-    Bounds,
-    RangeError,
-    RangeReader,
-    RangeSpec,
-    record_esp,
-    resolve,
-    topic_partitions,
-)
-from .records import RecordNormalizer, dead_letter_headers
+from .ranges import RangeError, RangeSpec, partitions, record_esp, resolve
+from .records import RecordNormalizer, write_outcome
 from .settings import NormalizerSettings
 
 log = logging.getLogger("espstream.replay")
@@ -230,14 +222,11 @@ class Replay:
         self.progress_stream = progress_stream
         self.progress_interval = progress_interval
         self._stopping = False
-        self._delivery_failed: KafkaError | None = None
-        self._producer_config = durable_producer_config(
-            settings.kafka(
-                **{
-                    "message.max.bytes": settings.max_dead_letter_bytes,
-                    "message.timeout.ms": settings.normalizer_delivery_timeout_ms,
-                }
-            )
+        self._producer_config = settings.kafka(
+            **{
+                "message.max.bytes": settings.max_dead_letter_bytes,
+                "message.timeout.ms": settings.normalizer_delivery_timeout_ms,
+            }
         )
         self.summary = Summary(self.name, settings.raw_topic, self.to_topic, self.dlq_topic)
 
@@ -247,14 +236,12 @@ class Replay:
 
     def run(self) -> Summary:
         started = time.monotonic()
-        consumer = Consumer(
-            durable_consumer_config(
-                self.settings.kafka(**{"group.id": progress_group(self.name), **RANGE_CONSUMER_CONFIG})
-            )
+        reader = TopicReader(
+            durable_consumer_config(self.settings.kafka(**{"group.id": progress_group(self.name)})), self.settings.raw_topic
         )
-        checkpoint = Checkpoint(self.settings, self.name, consumer)
+        checkpoint = Checkpoint(self.settings, self.name, reader.consumer)
         try:
-            bounds = self._plan(consumer, checkpoint)
+            bounds = self._plan(reader, checkpoint)
             if all(start >= end for start, end in bounds.values()):
                 self.summary.status = "already finished" if self.summary.status == "resumed" else "finished"
                 return self.summary
@@ -265,20 +252,19 @@ class Replay:
             except Exception as error:
                 raise ReplayError(f"schema registry: {type(error).__name__}: {error}") from error
             normalize = RecordNormalizer(serialize, self.settings.max_record_bytes)
-            self._replay(consumer, checkpoint, bounds, normalize)
+            self._replay(reader, checkpoint, bounds, normalize)
             self.summary.status = "interrupted" if self._stopping else "finished"
             return self.summary
         finally:
             self.summary.seconds = time.monotonic() - started
             checkpoint.close()
-            consumer.close()
+            reader.close()
 
-    def _plan(self, consumer: Consumer, checkpoint: Checkpoint) -> Bounds:
+    def _plan(self, reader: TopicReader, checkpoint: Checkpoint) -> Bounds:
         """Where to read from and to: an earlier run's ends and progress, or the spec resolved now."""
-        partitions = self.spec.partitions(topic_partitions(consumer, self.settings.raw_topic))
-        ends, progress = ({}, {}) if self.restart else checkpoint.load(partitions)
+        ends, progress = ({}, {}) if self.restart else checkpoint.load(self.spec.partitions(partitions(reader)))
         if ends:
-            starts = resolve(consumer, self.settings.raw_topic, self.spec, ends) if len(progress) < len(ends) else {}
+            starts = resolve(reader, self.spec, ends) if len(progress) < len(ends) else {}
             first = {p: starts[p][0] for p in starts}
             bounds = {p: (progress.get(p, first.get(p, end)), end) for p, end in ends.items()}
             self.summary.status = "resumed"
@@ -286,7 +272,7 @@ class Replay:
                 self.summary.partitions[p] = {"end": end, "resumed_from": at}
             log.info("replay %s: resuming, %d raw records left", self.name, _remaining(bounds))
             return bounds
-        bounds = resolve(consumer, self.settings.raw_topic, self.spec)
+        bounds = resolve(reader, self.spec)
         checkpoint.save_plan(bounds)
         for p, (start, end) in bounds.items():
             self.summary.partitions[p] = {"start": start, "end": end}
@@ -299,27 +285,29 @@ class Replay:
         for created in create_missing(as_configured, wanted):
             log.info("created topic %s", created)
 
-    def _replay(self, consumer: Consumer, checkpoint: Checkpoint, bounds: Bounds, normalize: RecordNormalizer) -> None:
-        reader = RangeReader(consumer, self.settings.raw_topic, bounds)
-        producer = Producer(self._producer_config)
+    def _replay(self, reader: TopicReader, checkpoint: Checkpoint, bounds: Bounds, normalize: RecordNormalizer) -> None:
+        records_of = reader.range(bounds)
+        producer = DurableProducer(self._producer_config)
         progress = Progress(self.name, _remaining(bounds), self.progress_stream, self.progress_interval)
         committed = {p: start for p, (start, _end) in bounds.items()}
         first_read: float | None = None
         try:
-            while not self._stopping and not reader.finished:
-                records = reader.batch(self.settings.normalizer_batch_size)
+            while not self._stopping and not records_of.finished:
+                records = records_of.batch(self.settings.normalizer_batch_size)
                 if records and first_read is None:
                     first_read = time.monotonic()
                 counts: dict[str, Counts] = {}
                 for message in records:
                     self._process(producer, normalize, message, counts)
-                producer.flush()
-                if self._delivery_failed is not None:
-                    producer = self._rewind(producer, reader, records)
+                failed = producer.flush()
+                if failed is not None:
+                    log.warning("replay %s: delivery failed (%s): reading the batch again", self.name, failed)
+                    records_of.rewind(first_offsets(records))
+                    time.sleep(RETRY_BACKOFF_SECONDS)
                     continue
                 done = {tp.partition: tp.offset for tp in next_offsets(records)}
                 # A partition read to its end is committed at its end (past any offsets without a record).
-                done.update({p: bounds[p][1] for p in reader.reached if committed[p] < bounds[p][1]})
+                done.update({p: bounds[p][1] for p in records_of.reached if committed[p] < bounds[p][1]})
                 if done:
                     try:
                         checkpoint.commit_progress(done)
@@ -333,9 +321,9 @@ class Replay:
                     self.summary.busy_seconds = time.monotonic() - first_read
         finally:
             progress.close()
-            producer.flush(10)
+            producer.close()
 
-    def _process(self, producer: Producer, normalize: RecordNormalizer, message: Message, counts: dict[str, Counts]) -> None:
+    def _process(self, producer: DurableProducer, normalize: RecordNormalizer, message: Message, counts: dict[str, Counts]) -> None:
         esp = record_esp(message)
         tally = counts.setdefault(esp, Counts())
         tally.read += 1
@@ -343,45 +331,13 @@ class Replay:
             tally.skipped += 1
             return
         normalized = normalize(message)
-        if normalized.failed:
-            self._dead_letter(producer, message, normalized.stage, normalized.error)
-            tally.dead_letters += 1
+        failure = write_outcome(producer.produce, message, normalized, self.to_topic, self.dlq_topic)
+        if failure is None:
+            tally.events += len(normalized.records)
             return
-        try:
-            for key, value in normalized.records:
-                self._produce(producer, self.to_topic, value, key)
-        except KafkaException as error:  # refused before sending (e.g. over the producer's size limit)
-            self._dead_letter(producer, message, "produce", error)
-            tally.dead_letters += 1
-            return
-        tally.events += len(normalized.records)
-
-    def _dead_letter(self, producer: Producer, message: Message, stage: str, error: BaseException) -> None:
-        log.debug("replay %s: dead-lettering %d@%d at %s: %s", self.name, message.partition(), message.offset(), stage, error)
-        self._produce(producer, self.dlq_topic, message.value(), message.key(), dead_letter_headers(message, stage, error))
-
-    def _produce(
-        self, producer: Producer, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]] | None = None
-    ) -> None:
-        while True:
-            try:
-                producer.produce(topic, value, key=key, headers=headers, on_delivery=self._on_delivery)
-                return
-            except BufferError:  # local queue full: let deliveries drain
-                producer.poll(0.1)
-
-    def _on_delivery(self, error: KafkaError | None, _message: Message) -> None:
-        if error is not None and self._delivery_failed is None:
-            self._delivery_failed = error
-
-    def _rewind(self, producer: Producer, reader: RangeReader, records: list[Message]) -> Producer:
-        log.warning("replay %s: delivery failed (%s): reading the batch again", self.name, self._delivery_failed)
-        self._delivery_failed = None
-        # A broker that lost our idempotence state refuses this producer's id for good; a new one gets a new id.
-        producer.purge()
-        reader.rewind(first_offsets(records))
-        time.sleep(RETRY_BACKOFF_SECONDS)
-        return Producer(self._producer_config)
+        stage, error = failure
+        log.debug("replay %s: dead-lettered %d@%d at %s: %s", self.name, message.partition(), message.offset(), stage, error)
+        tally.dead_letters += 1
 
 
 def run(replay: Replay) -> Summary:

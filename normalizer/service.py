@@ -9,7 +9,7 @@ import logging
 import signal
 import time
 
-from confluent_kafka import KafkaException, Message
+from confluent_kafka import KafkaError, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.plumbing.batches import BatchWorker
@@ -19,7 +19,7 @@ from espstream.schemas.avro import EventSerializer
 
 from .errors import NormalizeError
 from .metrics import BatchTally, NormalizerMetrics, esp_label
-from .records import RecordNormalizer, dead_letter_headers
+from .records import RecordNormalizer, write_outcome
 from .settings import NormalizerSettings
 
 log = logging.getLogger("espstream.normalizer")
@@ -73,30 +73,24 @@ class NormalizerService(BatchWorker):
         if not self._rewound:  # else it is counted when read again
             self.metrics.batch_done(self._tally, messages, started)
 
-    def _rewind(self, records: list[Message]) -> None:
+    def _rewind(self, records: list[Message], failed: KafkaError | None) -> None:
         self._rewound = True
         self.metrics.batch_retried()
-        super()._rewind(records)
+        super()._rewind(records, failed)
 
     def handle(self, records: list[Message]) -> bool:
+        produce, normalize_record = self.producer.produce, self.normalize_record
+        events_topic, dlq_topic = self.settings.normalized_topic, self.settings.dlq_topic
         for message in records:
-            self._process(message)
+            normalized = normalize_record(message)
+            failure = write_outcome(produce, message, normalized, events_topic, dlq_topic)
+            if failure is None:
+                self._tally.normalized(esp_label(normalized.webhook.esp), normalized.events)  # type: ignore[union-attr]
+            else:
+                self._dead_lettered(message, *failure)
         return True
 
-    def _process(self, message: Message) -> None:
-        normalized = self.normalize_record(message)
-        if normalized.failed:
-            self._dead_letter(message, normalized.stage, normalized.error)
-            return
-        try:
-            for key, value in normalized.records:
-                self.produce(self.settings.normalized_topic, value, key=key)
-        except KafkaException as error:  # refused before sending (e.g. over the producer's size limit)
-            self._dead_letter(message, "produce", error)
-            return
-        self._tally.normalized(esp_label(normalized.webhook.esp), normalized.events)  # type: ignore[union-attr]
-
-    def _dead_letter(self, message: Message, stage: str, error: BaseException) -> None:
+    def _dead_lettered(self, message: Message, stage: str, error: BaseException) -> None:
         headers = dict(message.headers() or [])  # a raw record's headers, as the gateway wrote them
         esp = esp_label(_text(headers.get(raw.ESP)))
         log.warning(
@@ -113,7 +107,6 @@ class NormalizerService(BatchWorker):
                 "offset": message.offset(),
             },
         )
-        self.produce(self.settings.dlq_topic, message.value(), key=message.key(), headers=dead_letter_headers(message, stage, error))
         self._tally.dead_lettered(esp, stage, error)
 
     def _wait_for_registry(self) -> None:

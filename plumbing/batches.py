@@ -13,9 +13,10 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from .offsets import first_offsets, next_offsets
+from .producer import DurableProducer
 
 log = logging.getLogger("espstream.batches")
 
@@ -35,25 +36,16 @@ def durable_consumer_config(config: dict[str, Any]) -> dict[str, Any]:
     return {"fetch.wait.max.ms": FETCH_WAIT_MS, **config, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
 
 
-def durable_producer_config(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with an idempotent producer whose records every in-sync replica acknowledged."""
-    return {"linger.ms": 5, **config, "enable.idempotence": True, "acks": "all"}
-
-
 class BatchWorker:
     def __init__(
         self, consumer_config: dict[str, Any], producer_config: dict[str, Any], batch_size: int, batch_wait_seconds: float = 0.05
     ):
         self.consumer = Consumer(durable_consumer_config(consumer_config))
-        # Only failures call back: flush() waits for every record either way, and a success
-        # needs no Python call per record.
-        self._producer_config = {**durable_producer_config(producer_config), "delivery.report.only.error": True}
-        self.producer = Producer(self._producer_config)
+        self.producer = DurableProducer(producer_config)
         self.batch_size = batch_size
         # A batch is handled when full or after this long: the most a record waits for others.
         self.batch_wait_seconds = batch_wait_seconds
         self._stopping = False
-        self._delivery_failed: KafkaError | None = None
 
     def handle(self, records: list[Message]) -> bool:
         """Process a batch; False to read it again later (e.g. a dependency is down)."""
@@ -72,16 +64,16 @@ class BatchWorker:
                     self.process_batch(messages)
         finally:
             self.consumer.close()
-            self.producer.flush(10)
+            self.producer.close()
 
     def process_batch(self, messages: list[Message]) -> None:
         records = [m for m in messages if not self._consume_error(m)]
         if not records:
             return
         handled = self.handle(records)
-        self.producer.flush()
-        if not handled or self._delivery_failed is not None:
-            self._rewind(records)
+        failed = self.producer.flush()
+        if not handled or failed is not None:
+            self._rewind(records, failed)
             return
         try:
             self.consumer.commit(offsets=next_offsets(records), asynchronous=False)
@@ -89,26 +81,9 @@ class BatchWorker:
             # Everything is durable downstream; the batch will be read again, not lost.
             log.warning("offset commit failed: %s", error)
 
-    def produce(self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value, key=key, headers=headers, on_delivery=self._on_delivery)
-                return
-            except BufferError:  # local queue full: let deliveries drain
-                self.producer.poll(0.1)
-
-    def _on_delivery(self, error: KafkaError | None, _message: Message) -> None:
-        if error is not None and self._delivery_failed is None:
-            self._delivery_failed = error
-
-    def _rewind(self, records: list[Message]) -> None:
-        if self._delivery_failed is not None:
-            log.warning("delivery failed (%s): reading the batch again", self._delivery_failed)
-            self._delivery_failed = None
-            # A broker that lost our idempotence state (the embedded one after a restart)
-            # refuses this producer's id for good; a new producer gets a new id.
-            self.producer.purge()
-            self.producer = Producer(self._producer_config)
+    def _rewind(self, records: list[Message], failed: KafkaError | None) -> None:
+        if failed is not None:
+            log.warning("delivery failed (%s): reading the batch again", failed)
         for partition in first_offsets(records):
             try:
                 self.consumer.seek(partition)

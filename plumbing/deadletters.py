@@ -2,40 +2,27 @@
 
 A dead-letter topic is read by a redrive group (``<owner group>.redrive``) that
 commits each letter once it was dealt with, so the next redrive or listing starts
-after it. Reading uses assign(), not a group subscription: one reader, no join wait.
+after it. Reading is plumbing.reader's (assign(), not a group subscription: one
+reader, no join wait); writing is plumbing.producer's.
 
 Listing groups letters by what they share (ESP, where and why they failed) into a
 table or JSON; showing prints one letter, headers and body, as it is stored.
 """
 
 import base64
-import logging
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    TIMESTAMP_NOT_AVAILABLE,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, Message, TopicPartition
 
 from espstream.schemas import raw
 
-from .batches import durable_producer_config
+from .producer import DurableProducer
+from .reader import NoSuchTopic, TopicReader
 
-log = logging.getLogger("espstream.deadletters")
-
-RETRY_SECONDS = 1.0
 DLQ_PREFIX = "dlq-"
 # Characters of an error message shown beside a group of letters.
 EXAMPLE_CHARS = 80
@@ -55,115 +42,47 @@ def header_text(message: Message, name: str) -> str | None:
     return found
 
 
-class DeadLetterWriter:
-    """Writes dead letters and returns once the broker acknowledged them; safe to share between threads."""
+class DeadLetterWriter(DurableProducer):
+    """Writes dead letters (``write()``) and returns once the broker acknowledged them; safe to share between threads."""
 
     def __init__(self, producer_config: dict[str, Any]):
-        self._config = durable_producer_config(producer_config)
-        self._producer = Producer(self._config)
-        self._lock = threading.Lock()
-
-    def write(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | None,
-        headers: list[tuple[str, bytes]] | None,
-        give_up: Callable[[], bool] = lambda: False,
-    ) -> Message | None:
-        """Produce until acknowledged; the delivered record, or None if ``give_up()`` turned true first."""
-        while True:
-            outcome: list[tuple[KafkaError | None, Message]] = []
-            producer = self._producer
-            try:
-                producer.produce(topic, value, key=key, headers=headers, on_delivery=lambda e, m: outcome.append((e, m)))
-            except BufferError:
-                producer.poll(0.1)
-                continue
-            while not outcome:
-                producer.flush(1.0)
-            error, delivered = outcome[0]
-            if error is None:
-                return delivered
-            log.warning("dead letter to %s not acknowledged (%s): writing it again", topic, error)
-            self._renew(producer)
-            if give_up():
-                return None
-            time.sleep(RETRY_SECONDS)
-
-    def close(self) -> None:
-        self._producer.flush(10)
-
-    def _renew(self, failed: Producer) -> None:
-        # A broker that lost our idempotence state (the embedded one after a restart)
-        # refuses this producer's id for good; a new producer gets a new id.
-        with self._lock:
-            if self._producer is failed:
-                failed.purge()
-                self._producer = Producer(self._config)
+        super().__init__(producer_config, each_acknowledged=True)
 
 
 class DeadLetterReader:
-    """The letters of ``topic`` after ``group``'s committed offsets (all of them with ``from_beginning``)."""
+    """The letters of ``topic`` after ``group``'s committed offsets (all of them with ``from_beginning``).
+
+    The letters pending when reading starts: those written meanwhile (a redrive's own) are not read.
+    """
 
     def __init__(self, consumer_config: dict[str, Any], topic: str, group: str, from_beginning: bool = False):
         self.topic = topic
-        self.consumer = Consumer(
-            {
-                **consumer_config,
-                "group.id": group,
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-            }
-        )
+        self.reader = TopicReader({**consumer_config, "group.id": group}, topic)
         self._from_beginning = from_beginning
-        self._ended: set[int] = set()
 
     def __enter__(self) -> "DeadLetterReader":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.consumer.close()
+        self.reader.close()
 
-    def letters(self, timeout: float = 30.0) -> Iterator[Message]:
-        """Each pending letter in partition order, until every partition was read to its end."""
-        metadata = self.consumer.list_topics(self.topic, timeout=timeout).topics[self.topic]
-        if metadata.error is not None:
-            if metadata.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+    def letters(self) -> Iterator[Message]:
+        """Each pending letter, every partition's in order."""
+        try:
+            partitions = self.reader.partitions()
+        except NoSuchTopic as missing:
+            if missing.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 return  # nothing was ever dead-lettered
-            raise KafkaException(metadata.error)
-        partitions = [TopicPartition(self.topic, p) for p in sorted(metadata.partitions)]
-        if self._from_beginning:
-            starts = [TopicPartition(self.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
-        else:
-            starts = [
-                TopicPartition(self.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
-                for tp in self.consumer.committed(partitions, timeout=timeout)
-            ]
-        self.consumer.assign(starts)
-        pending = {tp.partition for tp in partitions}
-        # Reading to each partition's end, not to its high watermark: the embedded
-        # broker reports a watermark short of a multi-record batch's end.
-        while pending - self._ended:
-            message = self.consumer.poll(1.0)
-            if message is None or message.partition() in self._ended:
-                continue
-            error = message.error()
-            if error is None:
-                yield message
-            elif error.code() == KafkaError._PARTITION_EOF:
-                self._ended.add(message.partition())
-            else:
-                raise KafkaException(error)
-
-    def end_partition(self, partition: int) -> None:
-        """Read no further in ``partition`` (e.g. it reached letters written during this run)."""
-        self._ended.add(partition)
+            raise
+        committed = {}
+        if not self._from_beginning:
+            positions = [TopicPartition(self.topic, p) for p in partitions]
+            committed = {tp.partition: tp.offset for tp in self.reader.consumer.committed(positions, timeout=30.0) if tp.offset >= 0}
+        yield from self.reader.read(self.reader.bounds(partitions, offsets=committed))
 
     def commit(self, letter: Message) -> None:
         """Mark ``letter`` and every letter before it in its partition as dealt with."""
-        self.consumer.commit(
+        self.reader.consumer.commit(
             offsets=[TopicPartition(letter.topic(), letter.partition(), letter.offset() + 1)], asynchronous=False
         )
 
@@ -272,44 +191,19 @@ class NoSuchLetter(LookupError):
 
 def read_letter(consumer_config: dict[str, Any], topic: str, partition: int, offset: int, timeout: float = 30.0) -> Message:
     """The record at ``partition``:``offset`` of ``topic``; NoSuchLetter if there is none."""
-    consumer = Consumer(
-        {
-            **consumer_config,
-            # assign() only: this id never commits and never joins.
-            "group.id": "espstream-dlq-show",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout).topics[topic]
-        if metadata.error is not None or partition not in metadata.partitions:
+    # This id never commits and never joins.
+    with TopicReader({**consumer_config, "group.id": "espstream-dlq-show"}, topic, timeout) as reader:
+        try:
+            partitions = reader.partitions()
+        except NoSuchTopic:
+            partitions = []
+        if partition not in partitions:
             raise NoSuchLetter(f"{topic} has no partition {partition}")
-        # A fetch past the end gets no answer from every broker, and the embedded one reports
-        # a high watermark short of a multi-record batch's end: start no later than that
-        # watermark and read forward, to the offset or to the partition's real end.
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
-        consumer.assign([TopicPartition(topic, partition, max(low, min(offset, high)))])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = consumer.poll(1.0)
-            if message is None:
-                continue
-            error = message.error()
-            if error is None:
-                if message.offset() < offset:
-                    continue
-                if message.offset() > offset:  # removed (compaction, retention): a later one came instead
-                    break
-                return message
-            if error.code() == KafkaError._PARTITION_EOF:
-                break
-            raise KafkaException(error)
-        else:
-            raise TimeoutError(f"{topic} partition {partition} gave no answer within {timeout}s")
-    finally:
-        consumer.close()
-    raise NoSuchLetter(f"no record at {partition}:{offset} on {topic}")
+        letter = reader.record_at(partition, offset, reader.ends([partition])[partition])
+    # A later record instead: this one was removed (compaction, retention).
+    if letter is None or letter.offset() != offset:
+        raise NoSuchLetter(f"no record at {partition}:{offset} on {topic}")
+    return letter
 
 
 def body_text(body: bytes) -> str | None:

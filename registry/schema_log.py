@@ -9,8 +9,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from espstream.plumbing.reader import TopicReader
 
 log = logging.getLogger("espstream.registry")
 
@@ -55,44 +57,10 @@ class SchemaLog:
 
         ``assign()``, not a consumer group: nothing to join, no offsets to commit.
         """
-        consumer = Consumer(
-            {
-                **self._config,
-                "group.id": f"espstream-registry-{self.topic}",  # librdkafka insists on one; never joined
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                # The end is seen in an empty fetch; do not let the broker hold it for the default 500 ms.
-                "fetch.wait.max.ms": 10,
-            }
-        )
-        try:
-            partition = TopicPartition(self.topic, 0)
-            low, high = consumer.get_watermark_offsets(partition, timeout=timeout)
-            if high <= low:
-                return
-            consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
-            deadline = time.monotonic() + timeout
-            next_offset = low
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"read {self.topic} up to offset {next_offset} of {high} in {timeout}s")
-                message = consumer.poll(min(remaining, 1.0))
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None:
-                    # Stop at the end of the partition, not at the first offset reaching the high watermark:
-                    # the embedded broker reports a watermark short of a multi-record batch's last record.
-                    if error.code() == KafkaError._PARTITION_EOF and next_offset >= high:
-                        return
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        raise KafkaException(error)
-                    continue
-                next_offset = message.offset() + 1
+        config = {**self._config, "group.id": f"espstream-registry-{self.topic}"}  # librdkafka insists on one; never joined
+        with TopicReader(config, self.topic, timeout) as reader:
+            for message in reader.read(reader.bounds([0])):
                 yield message.key(), message.value()
-        finally:
-            consumer.close()
 
     def connect_producer(self, timeout: float) -> None:
         """Create the producer now: its first request (idempotence setup) then costs startup, not a write."""

@@ -16,37 +16,23 @@ and cannot lose history.
 """
 
 import logging
-import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    TIMESTAMP_NOT_AVAILABLE,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaException, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.plumbing.config import CommonSettings
+from espstream.plumbing.reader import Bounds, NoSuchTopic, TopicReader
+from espstream.plumbing.times import millis
 
 from .dates import WriterSchemas
 from .errors import ExportError, UndecodableRecord
 from .files import DEFAULT_COMPRESSION_LEVEL, FILE_NAME, PartitionExport, WrittenFile
 
 log = logging.getLogger("espstream.export")
-
-CONSUME_BATCH = 5000
-POLL_SECONDS = 0.5
-# No record nor end-of-partition for this long: the broker is gone.
-IDLE_TIMEOUT_SECONDS = 60.0
-METADATA_TIMEOUT_SECONDS = 15.0
 
 
 @dataclass(slots=True)
@@ -146,97 +132,44 @@ class Exporter:
         summary = Summary(self.topic, self.out_dir, self.start, self.end)
         log.info("exporting %s written from %s until %s to %s", self.topic,
                  self.start.isoformat() if self.start else "the beginning", self.end.isoformat(), self.out_dir)
-        consumer = Consumer(
-            self.settings.kafka(
-                **{
-                    # assign() joins no group; a fresh id keeps even a stray commit away from real groups.
-                    "group.id": f"espstream-export-{uuid.uuid4().hex}",
-                    "enable.auto.commit": False,
-                    # The end of a partition is where its end-of-partition event says, never its
-                    # high watermark (which an embedded broker reports short of a batch's end).
-                    "enable.partition.eof": True,
-                    "auto.offset.reset": "earliest",
-                }
-            )
-        )
         partitions: dict[int, PartitionExport] = {}
         try:
-            starts = self._start_offsets(consumer)
-            partitions = {p: PartitionExport(self.out_dir, self.topic, p, self.compression_level) for p in starts}
-            self._read(consumer, starts, partitions, summary)
+            with TopicReader(self.settings.kafka(), self.topic) as reader:
+                bounds = self._bounds(reader)
+                partitions = {p: PartitionExport(self.out_dir, self.topic, p, self.compression_level) for p in bounds}
+                self._read(reader, bounds, partitions, summary)
         except BaseException:
             for partition in partitions.values():
                 partition.discard()
             raise
-        finally:
-            consumer.close()
         for partition in partitions.values():
             summary.files.extend(partition.written)
         summary.overlapping = self._overlapping(partitions.values())
         return summary
 
-    def _start_offsets(self, consumer: Consumer) -> dict[int, int]:
-        """Per partition the first offset to read; partitions with no record at or after ``start`` are left out."""
+    def _bounds(self, reader: TopicReader) -> Bounds:
+        """Per partition the offsets from the first record at or after ``start`` to the end now."""
         try:
-            metadata = consumer.list_topics(self.topic, timeout=METADATA_TIMEOUT_SECONDS).topics.get(self.topic)
+            return reader.bounds(since=millis(self.start) if self.start is not None else None)
+        except NoSuchTopic:
+            raise ExportError(f"topic {self.topic!r} does not exist") from None
         except KafkaException as error:
-            raise ExportError(f"cannot reach the broker: {error}") from error
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            raise ExportError(f"topic {self.topic!r} does not exist")
-        partitions = sorted(metadata.partitions)
-        if self.start is None:
-            return {p: OFFSET_BEGINNING for p in partitions}
-        start_ms = int(self.start.timestamp() * 1000)
-        try:
-            found = consumer.offsets_for_times(
-                [TopicPartition(self.topic, p, start_ms) for p in partitions], timeout=METADATA_TIMEOUT_SECONDS
-            )
-        except KafkaException as error:
-            raise ExportError(f"cannot look up the offsets of {self.start.isoformat()}: {error}") from error
-        for position in found:
-            if position.error is not None:
-                raise ExportError(f"partition {position.partition}: {position.error}")
-        # A negative offset: no record at or after start (yet) in that partition.
-        return {position.partition: position.offset for position in found if position.offset >= 0}
+            raise ExportError(f"cannot read {self.topic}: {error}") from error
 
-    def _read(self, consumer: Consumer, starts: dict[int, int], partitions: dict[int, "PartitionExport"],
-              summary: Summary) -> None:
-        if not starts:
-            return
-        consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in starts.items()])
-        reading = dict(partitions)
-        end_ms = int(self.end.timestamp() * 1000)
-        start_ms = int(self.start.timestamp() * 1000) if self.start is not None else None
+    def _read(self, reader: TopicReader, bounds: Bounds, partitions: dict[int, "PartitionExport"], summary: Summary) -> None:
+        start_ms = millis(self.start) if self.start is not None else None
         for partition in partitions.values():
             partition.started = start_ms is None
         schemas = self.schemas
-        last_progress = time.monotonic()
-        while reading:
-            messages = consumer.consume(CONSUME_BATCH, timeout=POLL_SECONDS)
-            if not messages:
-                if time.monotonic() - last_progress > IDLE_TIMEOUT_SECONDS:
-                    raise ExportError(f"nothing read for {IDLE_TIMEOUT_SECONDS:.0f}s; partitions {sorted(reading)} unfinished")
-                continue
-            last_progress = time.monotonic()
-            for message in messages:
-                partition = reading.get(message.partition())
-                if partition is None:
-                    continue  # fetched past the end of a finished partition
-                error = message.error()
-                if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        raise ExportError(f"reading {self.topic} partition {partition.partition}: {error}")
-                    self._finish(consumer, partition, reading)
-                    continue
+        try:
+            # A partition ends at the end of the range's records: its end now, or its first record written at or after ``end``.
+            for message in reader.read(bounds, until=millis(self.end)):
+                partition = partitions[message.partition()]
                 timestamp_type, timestamp_ms = message.timestamp()
-                if timestamp_type != TIMESTAMP_NOT_AVAILABLE:
-                    if timestamp_ms >= end_ms:
-                        self._finish(consumer, partition, reading)
-                        continue
-                    if not partition.started:
-                        if timestamp_ms < start_ms:
-                            continue  # before the range: the broker's offset for the start was early
-                        partition.started = True
+                if timestamp_type != TIMESTAMP_NOT_AVAILABLE and not partition.started:
+                    if timestamp_ms < start_ms:  # type: ignore[operator]
+                        continue  # before the range: timestamps out of order
+                    partition.started = True
                 offset = message.offset()
                 partition.read(offset)
                 value = message.value()
@@ -251,6 +184,10 @@ class Exporter:
                     self._undecodable(message, error, summary)
                     continue
                 partition.add(event_date, schema, value, offset)
+        except KafkaException as error:
+            raise ExportError(f"reading {self.topic}: {error}") from error
+        for partition in partitions.values():
+            partition.finish()
 
     def _undecodable(self, message: Message, error: Exception, summary: Summary) -> None:
         problem = UndecodableRecord(self.topic, message.partition(), message.offset(), f"{type(error).__name__}: {error}")
@@ -258,12 +195,6 @@ class Exporter:
             raise problem from error
         log.warning("skipped: %s", problem)
         summary.skipped.append(str(problem))
-
-    @staticmethod
-    def _finish(consumer: Consumer, partition: PartitionExport, reading: dict[int, PartitionExport]) -> None:
-        partition.finish()
-        del reading[partition.partition]
-        consumer.pause([TopicPartition(partition.topic, partition.partition)])
 
     def _overlapping(self, partitions: Any) -> list[Path]:
         """Earlier exports' files of this topic whose offsets overlap what this run read; never removed."""
