@@ -9,62 +9,36 @@ class Esp(NamedTuple):
     slug: str
     # anymail's esp_name, carried by every event.
     name: str
-    # django-anymail's tracking webhook view, the parity oracle (a dotted path: anymail is never imported here).
+    # django-anymail's tracking webhook view, the parity oracle: its dotted path under anymail.webhooks
+    # (anymail is never imported here).
     anymail_view: str
     # The gateway settings its signature check is built from (ESPSTREAM_<NAME>), in the order its
     # verifier takes them; the first one set turns the check on. Empty: basic auth alone.
     signing_settings: tuple[str, ...] = ()
 
 
-ESPS: dict[str, Esp] = {
-    esp.slug: esp
-    for esp in (
-        Esp(
-            "amazon_ses",
-            "Amazon SES",
-            "anymail.webhooks.amazon_ses.AmazonSESTrackingWebhookView",
-            ("amazon_ses_topic_arns", "amazon_ses_auto_confirm_sns_subscriptions"),
-        ),
-        Esp("brevo", "Brevo", "anymail.webhooks.brevo.BrevoTrackingWebhookView"),
-        Esp("sendinblue", "SendinBlue", "anymail.webhooks.sendinblue.SendinBlueTrackingWebhookView"),
-        Esp(
-            "mailersend",
-            "MailerSend",
-            "anymail.webhooks.mailersend.MailerSendTrackingWebhookView",
-            ("mailersend_signing_secret",),
-        ),
-        Esp("mailgun", "Mailgun", "anymail.webhooks.mailgun.MailgunTrackingWebhookView", ("mailgun_webhook_signing_key",)),
-        Esp("mailjet", "Mailjet", "anymail.webhooks.mailjet.MailjetTrackingWebhookView"),
-        Esp("mailtrap", "Mailtrap", "anymail.webhooks.mailtrap.MailtrapTrackingWebhookView", ("mailtrap_tracking_secret",)),
-        # Mandrill has one view for tracking and inbound.
-        Esp(
-            "mandrill",
-            "Mandrill",
-            "anymail.webhooks.mandrill.MandrillCombinedWebhookView",
-            ("mandrill_webhook_key", "mandrill_webhook_url"),
-        ),
-        Esp("postal", "Postal", "anymail.webhooks.postal.PostalTrackingWebhookView", ("postal_webhook_key",)),
-        Esp("postmark", "Postmark", "anymail.webhooks.postmark.PostmarkTrackingWebhookView"),
-        Esp("resend", "Resend", "anymail.webhooks.resend.ResendTrackingWebhookView", ("resend_signing_secret",)),
-        Esp(
-            "sendgrid",
-            "SendGrid",
-            "anymail.webhooks.sendgrid.SendGridTrackingWebhookView",
-            ("sendgrid_tracking_webhook_verification_key",),
-        ),
-        Esp("sparkpost", "SparkPost", "anymail.webhooks.sparkpost.SparkPostTrackingWebhookView"),
-        Esp(
-            "unisender_go",
-            "Unisender Go",
-            "anymail.webhooks.unisender_go.UnisenderGoTrackingWebhookView",
-            ("unisender_go_api_key",),
-        ),
-    )
-}
+ESPS: dict[str, Esp] = {esp.slug: esp for esp in (
+    Esp("amazon_ses", "Amazon SES", "amazon_ses.AmazonSESTrackingWebhookView",
+        ("amazon_ses_topic_arns", "amazon_ses_auto_confirm_sns_subscriptions")),
+    Esp("brevo", "Brevo", "brevo.BrevoTrackingWebhookView"),
+    Esp("sendinblue", "SendinBlue", "sendinblue.SendinBlueTrackingWebhookView"),
+    Esp("mailersend", "MailerSend", "mailersend.MailerSendTrackingWebhookView", ("mailersend_signing_secret",)),
+    Esp("mailgun", "Mailgun", "mailgun.MailgunTrackingWebhookView", ("mailgun_webhook_signing_key",)),
+    Esp("mailjet", "Mailjet", "mailjet.MailjetTrackingWebhookView"),
+    Esp("mailtrap", "Mailtrap", "mailtrap.MailtrapTrackingWebhookView", ("mailtrap_tracking_secret",)),
+    # Mandrill has one view for tracking and inbound.
+    Esp("mandrill", "Mandrill", "mandrill.MandrillCombinedWebhookView", ("mandrill_webhook_key", "mandrill_webhook_url")),
+    Esp("postal", "Postal", "postal.PostalTrackingWebhookView", ("postal_webhook_key",)),
+    Esp("postmark", "Postmark", "postmark.PostmarkTrackingWebhookView"),
+    Esp("resend", "Resend", "resend.ResendTrackingWebhookView", ("resend_signing_secret",)),
+    Esp("sendgrid", "SendGrid", "sendgrid.SendGridTrackingWebhookView", ("sendgrid_tracking_webhook_verification_key",)),
+    Esp("sparkpost", "SparkPost", "sparkpost.SparkPostTrackingWebhookView"),
+    Esp("unisender_go", "Unisender Go", "unisender_go.UnisenderGoTrackingWebhookView", ("unisender_go_api_key",)),
+)}  # fmt: skip
 ESP_SLUGS = tuple(ESPS)
 # URL slug -> anymail's ESP name; URL slug -> anymail's view.
 ESP_NAMES: dict[str, str] = {slug: esp.name for slug, esp in ESPS.items()}
-ANYMAIL_VIEWS: dict[str, str] = {slug: esp.anymail_view for slug, esp in ESPS.items()}
+ANYMAIL_VIEWS: dict[str, str] = {slug: f"anymail.webhooks.{esp.anymail_view}" for slug, esp in ESPS.items()}
 
 
 def esp_slug(name: str) -> str:

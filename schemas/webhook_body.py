@@ -16,6 +16,8 @@ import codecs
 import json
 import re
 from collections.abc import Callable
+from email.message import Message
+from email.utils import collapse_rfc2231_value
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -42,13 +44,31 @@ def media_type(content_type: str | None) -> str:
 
 
 def charset(content_type: str | None) -> str | None:
-    """The content type's charset parameter as given, when Python knows the codec (Django's ``request.encoding``)."""
-    try:
-        _, params = parse_options_header(content_type or "")
-    except UnicodeEncodeError:
+    """Django's ``request.encoding``: the content type's charset parameter, when Python knows the codec.
+
+    The gateway checks what a body says in this charset and the normalizer decodes it in it, so both
+    read the parameter as Django does (``parse_header_parameters``, the email package's parser): quoted
+    or not, any case, the last of several, and RFC 2231's ``charset*=utf-8''latin-1`` or
+    ``charset*=''latin-1``. An RFC 2231 value naming an unknown charset, where Django raises, is
+    MalformedBody; a plain unknown one is ignored, as Django ignores it.
+    """
+    if not content_type or ";" not in content_type:
         return None
-    name = params.get(b"charset", b"").decode("latin-1")
-    return name if _known_charset(name) else None
+    header = Message()
+    try:
+        header["content-type"] = content_type
+        params = header.get_params()[1:]
+    except (ValueError, TypeError):
+        return None
+    name = None
+    for param, value in params:
+        if param == "charset":
+            if isinstance(value, tuple):
+                if value[0] and not _known_charset(value[0]):
+                    raise MalformedBody(f"the content type's charset* names an unknown charset {value[0]!r}")
+                value = collapse_rfc2231_value(value)
+            name = value
+    return _known_charset(name) if name else None
 
 
 def load_json(body: bytes) -> Any:
@@ -132,7 +152,7 @@ def multipart_pairs(body: bytes, content_type: str | None) -> FormPairs:
     boundary = params.get(b"boundary", b"")
     if not _BOUNDARY.fullmatch(boundary):
         raise MalformedBody("multipart/form-data without a valid boundary")
-    encoding = _known_charset(params.get(b"charset", b"").decode("latin-1")) or "utf-8"
+    encoding = charset(content_type) or "utf-8"
     if not _text_encoding(encoding):  # rot13, base64, zlib...: Django's decoding of the fields crashes
         raise MalformedBody(f"multipart/form-data in {encoding!r}, which is not a text encoding")
     if not body:

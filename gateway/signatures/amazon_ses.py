@@ -29,7 +29,6 @@ when auto-confirmation is on.
 import asyncio
 import base64
 import binascii
-import codecs
 import json
 import logging
 import re
@@ -45,7 +44,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from espstream.schemas.webhook_body import charset
+from espstream.schemas.webhook_body import MalformedBody, charset
 
 from .base import SignatureError, SignatureUnavailable, SignedRequest
 
@@ -323,8 +322,11 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _check_charset(content_type: str | None) -> None:
     """UTF-8, as SNS sends it: the body is verified as UTF-8, and a reader that honours another
     declared charset (anymail, the normalizer) would see other characters than were signed."""
-    declared = charset(content_type)
-    if declared is not None and codecs.lookup(declared).name != "utf-8":
+    try:
+        declared = charset(content_type)
+    except MalformedBody as error:
+        raise SignatureError(str(error)) from None
+    if declared is not None and declared != "utf-8":
         raise SignatureError(f"an SNS message is UTF-8, not {declared!r}")
 
 

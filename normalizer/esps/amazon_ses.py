@@ -11,22 +11,18 @@ as a JSON envelope (sent as ``text/plain``). Its ``Type`` is one of:
   Confirming a subscription is the gateway's job, not the normalizer's.
 """
 
-import codecs
 import json
 from collections.abc import Callable
 from datetime import datetime
-from email.message import Message
-from email.utils import collapse_rfc2231_value
 from typing import Any
 
 from espstream.schemas import EventType, RejectReason, TrackingEvent
+from espstream.schemas.webhook_body import MalformedBody, charset
 
 from ..errors import MalformedPayload, MisconfiguredWebhook
 from ..fields import batch_items, lookup, metadata_dict, optional_text, tag_list
 from ..request import WebhookRequest
 from ..timestamps import iso_timestamp
-
-ESP_NAME = "Amazon SES"
 
 # SNS message types; the confirmations carry no SES event.
 NOTIFICATION = "Notification"
@@ -89,35 +85,18 @@ def _sns_type(sns_message: dict[str, Any]) -> str:
 
 def _sns_message(request: WebhookRequest) -> dict[str, Any]:
     """The SNS envelope: the body decoded in the request's charset (as Django does), then JSON."""
-    charset = _charset(request.content_type) or "utf-8"
     try:
-        sns_message = json.loads(request.body.decode(charset))
+        encoding = charset(request.content_type) or "utf-8"
+    except MalformedBody as error:
+        raise MalformedPayload(str(error)) from None
+    try:
+        sns_message = json.loads(request.body.decode(encoding))
     # LookupError: a charset Python knows that is no text encoding (rot13, base64), where anymail crashes.
     except (ValueError, LookupError) as error:
         raise MalformedPayload(f"the Amazon SNS message is not valid JSON: {error}") from None
     if not isinstance(sns_message, dict):
         raise MalformedPayload(f"an Amazon SNS message is a JSON object, not {type(sns_message).__name__}")
     return sns_message
-
-
-def _charset(content_type: str | None) -> str | None:
-    """The content type's charset parameter, if Python knows it (Django's request.encoding)."""
-    if not content_type or ";" not in content_type:
-        return None
-    header = Message()
-    try:
-        header["content-type"] = content_type
-        params = header.get_params()[1:]
-    except (ValueError, TypeError):
-        return None
-    charset = None
-    for name, value in params:
-        if name == "charset":
-            charset = collapse_rfc2231_value(value) if isinstance(value, tuple) else value
-    try:
-        return codecs.lookup(charset).name if charset else None
-    except (LookupError, ValueError):  # ValueError: a name with a NUL character
-        return None
 
 
 def _check_sns_headers(request: WebhookRequest, sns_message: dict[str, Any]) -> None:

@@ -99,6 +99,8 @@ def test_the_gateway_stores_signed_messages_and_nothing_it_refuses(
         request(signed, **{"x-amz-sns-message-type": "SubscriptionConfirmation"}),  # header/body mismatch
         request(signed | {"Message": json.dumps(SES_EVENT | {"eventType": "Bounce"})}),  # tampered Message
         request(signed, body=b"[" * 50_000),  # not an SNS object
+        request(signed, content_type="text/plain; charset*=''latin-1"),  # the normalizer would read Latin-1
+        request(signed, content_type="text/plain; charset*=no-such-codec''utf-8"),  # Django cannot read it
     ]
     responses = gateway.post_all(loopback_fetch(sns_host), good + bad)
 

@@ -72,6 +72,10 @@ def test_signed_confirmations_are_accepted(sns_host: FakeSnsHost, sns_signer: Si
         ("text/plain; charset=utf-7", False),
         ("text/plain; charset=iso-8859-1", False),
         ("text/plain; charset=utf-16", False),
+        # RFC 2231, as Django reads it for anymail and the normalizer: Latin-1, with or without the value's charset.
+        ("text/plain; charset*=''latin-1", False),
+        ("text/plain; charset*=utf-8''latin-1", False),
+        ("text/plain; charset*=''utf-8", True),
     ],
 )
 def test_only_utf8_bodies_are_accepted(sns_host: FakeSnsHost, sns_signer: Signer, content_type: str, accepted: bool) -> None:

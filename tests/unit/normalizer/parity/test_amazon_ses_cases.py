@@ -168,6 +168,8 @@ ENCODED_BODIES: dict[str, tuple[str | None, bytes]] = {
     "UTF-8 BOM": ("text/plain; charset=UTF-8", b"\xef\xbb\xbf" + _SEND.encode("utf-8")),
     "UTF-8 BOM, utf-8-sig": ("text/plain; charset=utf-8-sig", b"\xef\xbb\xbf" + _SEND.encode("utf-8")),
     "RFC 2231 charset": ("text/plain; charset*=utf-8''latin-1", _SEND.encode("latin-1")),
+    "RFC 2231 charset, the value's charset left out": ("text/plain; charset*=''latin-1", _SEND.encode("latin-1")),
+    "RFC 2231 charset, continued": ("text/plain; charset*0=latin; charset*1=-1", _SEND.encode("latin-1")),
 }
 
 

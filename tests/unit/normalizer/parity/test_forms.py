@@ -74,8 +74,9 @@ def test_multipart_fields_equal_djangos(body: bytes) -> None:
     assert _ours(body, MULTIPART) == _django_post(body, MULTIPART)
 
 
-def test_multipart_charset_parameter_decodes_values_as_in_django() -> None:
-    content_type = "multipart/form-data; charset=iso-8859-1; boundary=b0und"
+@pytest.mark.parametrize("charset", ["charset=iso-8859-1", "charset*=''iso-8859-1", "charset*=utf-8''latin-1"])
+def test_multipart_charset_parameter_decodes_values_as_in_django(charset: str) -> None:
+    content_type = f"multipart/form-data; {charset}; boundary=b0und"
     body = _part('form-data; name="a"', "Zoë".encode("latin-1")) + END
     assert _ours(body, content_type) == _django_post(body, content_type) == {"a": ["Zoë"]}
 
