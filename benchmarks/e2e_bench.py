@@ -198,11 +198,11 @@ def prime(url: str, arrivals_path: Path, timeout: float = 60.0) -> float:
     return time.monotonic() - started
 
 
-def measure_rate(rate: float, seconds: float, log_dir: Path) -> dict:
-    """One fresh stack under ``rate`` webhooks/s for WARMUP_SECONDS + ``seconds``."""
-    name = f"e2e-{int(rate)}"
+def measure_rate(rate: float, seconds: float, log_dir: Path, durable: bool = False) -> dict:
+    """One fresh stack under ``rate`` webhooks/s for WARMUP_SECONDS + ``seconds``; its broker in memory or durable."""
+    name = f"e2e-{int(rate)}{'-durable' if durable else ''}"
     arrivals_path = Path(tempfile.mkstemp(prefix=f"{name}-arrivals-", dir=log_dir)[1])
-    with fresh_broker(log_dir, name) as (broker, broker_env), registry(log_dir, name, broker_env) as (reg, env):
+    with fresh_broker(log_dir, name, durable) as (broker, broker_env), registry(log_dir, name, broker_env) as (reg, env):
         gateway_port = free_port()
         # As `espstream run` starts it: a gateway worker per core.
         gateway_env = {**env, "ESPSTREAM_WEBHOOK_SECRET": f"{USER}:{PASSWORD}", "ESPSTREAM_GATEWAY_WORKERS": str(available_cores()),
@@ -219,8 +219,10 @@ def measure_rate(rate: float, seconds: float, log_dir: Path) -> dict:
             prime_seconds = prime(url, arrivals_path)
             processes = {
                 "gateway": gateway.process.pid, "normalizer": normalizer.process.pid,
-                "consumer": consumer.process.pid, "broker": broker._process.pid, "registry": reg.process.pid,
+                "consumer": consumer.process.pid, "registry": reg.process.pid,
             }
+            # The broker, and on durable storage SeaweedFS too (as "storage").
+            processes.update(zip(("broker", "storage"), (process.pid for process in broker.processes)))
             memory = {"idle": rss_mb(processes)}
             client = offer(url, rate, WARMUP_SECONDS + seconds, FIRST_NUMBER, log_dir, name)
             processes["load generator"] = client.pid
@@ -253,6 +255,7 @@ def measure_rate(rate: float, seconds: float, log_dir: Path) -> dict:
         "latency": percentiles(latencies),
         "memory_mb": memory,
         "cpu_us_per_webhook": cpu_us,
+        "durable": durable,
     }
 
 

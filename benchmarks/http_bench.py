@@ -209,9 +209,9 @@ def measure_anymail(wrk: str, log_dir: Path) -> dict:
             server.wait()
 
 
-def measure_gateway(wrk: str, log_dir: Path, workers: int = 1) -> dict:
-    """`espstream gateway --workers N` (its CPU time summed over the worker processes)."""
-    with fresh_broker(log_dir, f"gateway-{workers}") as (broker, broker_env):
+def measure_gateway(wrk: str, log_dir: Path, workers: int = 1, durable: bool = False) -> dict:
+    """`espstream gateway --workers N` (its CPU time summed over the worker processes), on a memory or durable broker."""
+    with fresh_broker(log_dir, f"gateway-{workers}{'-durable' if durable else ''}", durable) as (broker, broker_env):
         port = free_port()
         env = {
             **broker_env,
@@ -234,6 +234,7 @@ def measure_gateway(wrk: str, log_dir: Path, workers: int = 1) -> dict:
             broker.bootstrap_servers, raw_topic, result["answered_200"] + CONNECTIONS, idle_seconds=2.0
         )
     result["workers"] = workers
+    result["durable"] = durable
     return result
 
 

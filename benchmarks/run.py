@@ -121,6 +121,29 @@ def run_consumer(args: argparse.Namespace, log_dir: Path) -> dict:
     return result
 
 
+def run_durable(args: argparse.Namespace, log_dir: Path) -> dict:
+    """What the durable embedded broker costs: the gateway (a worker per core, as `espstream run` starts it) and the
+    stack end to end at --durable-rate, each on a memory broker and on a durable one, interleaved per round."""
+    wrk = http_bench.wrk_binary()
+    cores = available_cores()
+    runs: dict[str, list[dict]] = {"gateway_memory": [], "gateway_durable": [], "e2e_memory": [], "e2e_durable": []}
+    for index in range(args.rounds):
+        round_dir = log_dir / f"durable-round-{index + 1}"
+        round_dir.mkdir(exist_ok=True)
+        for durable in (False, True):
+            kind = "durable" if durable else "memory"
+            gateway = http_bench.measure_gateway(wrk, round_dir, workers=cores, durable=durable)
+            runs[f"gateway_{kind}"].append(gateway)
+            e2e = e2e_bench.measure_rate(args.durable_rate, args.e2e_seconds, round_dir, durable=durable)
+            runs[f"e2e_{kind}"].append(e2e)
+            progress(f"  durable round {index + 1}/{args.rounds} {kind:7s}: gateway {gateway['requests_per_second']:,.0f} req/s "
+                     f"(non-2xx {gateway['non_2xx']}), e2e at {args.durable_rate:,.0f}/s p99 {e2e['latency'].get('p99_ms', float('nan')):.1f} ms, "
+                     f"{e2e['arrived']:,}/{e2e['accepted']:,} arrived")
+    return {"gateway_workers": cores, "rate": args.durable_rate, "seconds": args.e2e_seconds, **runs,
+            "gateway_summary": report.summarize_pairs([r["requests_per_second"] for r in runs["gateway_durable"]],
+                                                      [r["requests_per_second"] for r in runs["gateway_memory"]])}
+
+
 def run_e2e(args: argparse.Namespace, log_dir: Path) -> dict:
     return e2e_bench.run(args.rates, args.e2e_seconds, log_dir, progress, rounds=args.rounds)
 
@@ -194,6 +217,8 @@ BENCHMARKS = [
               ("consume + fastavro schemaless_reader", "plain confluent-kafka consume + EventDeserializer"), run_consumer),
     Benchmark("e2e", "POST-to-receiver latency at constant offered rates; RSS per process",
               ("the load generator against the bare endpoint",), run_e2e),
+    Benchmark("durable", "the gateway and the stack end to end on the durable embedded broker",
+              ("the same on the memory broker",), run_durable),
     Benchmark("load", "the gateway at saturation for a minute, and through a broker outage", (), run_load),
     Benchmark("replay", "events/s of a replay", ("the live normalizer",), run_replay,
               _module_exists("benchmarks.replay_bench")),
@@ -214,6 +239,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="end-to-end offered rates, webhooks/s, comma-separated (default 1000,3000)")
     parser.add_argument("--e2e-seconds", type=float, default=20.0,
                         help=f"measured seconds per end-to-end rate, after {e2e_bench.WARMUP_SECONDS:.0f} s of warm-up (default 20)")
+    parser.add_argument("--durable-rate", type=float, default=250.0,
+                        help="end-to-end offered rate of the durable-broker comparison, webhooks/s: one the durable stack "
+                        "takes on this machine (default 250)")
     parser.add_argument("--load-seconds", type=int, default=60, help="seconds of saturation in the load run (default 60)")
     parser.add_argument("--replay-records", type=int, default=100_000, help="records per replay run (default 100000)")
     parser.add_argument("--export-events", type=int, default=100_000, help="events per export run (default 100000)")

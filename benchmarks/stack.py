@@ -20,13 +20,15 @@ HOST = "127.0.0.1"
 
 
 @contextmanager
-def fresh_broker(log_dir: Path, name: str) -> Iterator[tuple[EmbeddedBroker, dict[str, str]]]:
+def fresh_broker(log_dir: Path, name: str, durable: bool = False) -> Iterator[tuple[EmbeddedBroker, dict[str, str]]]:
     """A new, empty Tansu broker with the pipeline's topics, and the ESPSTREAM_* settings for it.
 
-    Tansu keeps everything in memory and slows down past ~900k records, so
-    every measurement gets its own.
+    In memory unless ``durable`` (then on SeaweedFS in the log directory, as
+    `espstream run` starts it). Tansu in memory slows down past ~900k records,
+    so every measurement gets its own.
     """
-    broker = EmbeddedBroker(free_port(), host=HOST, log_path=log_dir / f"{name}-broker.log").start()
+    data_dir = log_dir / f"{name}-data" if durable else None
+    broker = EmbeddedBroker(free_port(), host=HOST, log_path=log_dir / f"{name}-broker.log", data_dir=data_dir).start()
     try:
         env = {"ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers}
         ensure_topics(CommonSettings(kafka_bootstrap_servers=broker.bootstrap_servers))
