@@ -45,6 +45,7 @@ from espstream.schemas import raw
 from espstream.schemas.avro import EventDeserializer, registry_unreachable
 
 from .core import normalize
+from .request import NormalizeOptions
 from .settings import NormalizerSettings
 
 # How far a normalizer's clock may lag the gateway's: outcomes are read from this long before the range.
@@ -217,10 +218,10 @@ def _complete(found: RecordOutcome | None, expected: int | str) -> str | None:
     return None
 
 
-def _normalized_count(message: Message) -> int | str:
+def _normalized_count(message: Message, options: NormalizeOptions) -> int | str:
     try:
         webhook = raw.RawWebhook.from_record(message.value(), message.headers())
-        return len(normalize(webhook.esp, webhook.body, webhook.content_type, webhook.http_headers))
+        return len(normalize(webhook.esp, webhook.body, webhook.content_type, webhook.http_headers, options))
     except Exception as error:  # what the normalizer would dead-letter
         return f"fails to normalize ({type(error).__name__}: {error}), no dead letter"
 
@@ -247,7 +248,7 @@ def _raw_records(settings: NormalizerSettings, start: datetime | None, end: date
             known = {name: value for name, value in message.headers() or () if name in _RAW_HEADERS and value is not None}
             records[(topic, message.partition(), message.offset())] = _RawRecord(
                 *(known[name].decode("utf-8", "replace") if name in known else None for name in (raw.ESP, raw.REQUEST_ID, raw.RECEIVED_AT)),
-                expected=_normalized_count(message),
+                expected=_normalized_count(message, settings.normalize_options),
             )
     return records
 

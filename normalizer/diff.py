@@ -137,7 +137,7 @@ class Diff:
         self.report = DiffReport(settings.raw_topic, to_topic or settings.normalized_topic, dlq_topic or settings.dlq_topic)
         self.examples = examples
         self.codec = LocalCodec()
-        self.normalize = RecordNormalizer(self.codec, settings.max_record_bytes)  # type: ignore[arg-type]
+        self.normalize = RecordNormalizer(self.codec, settings.max_record_bytes, settings.normalize_options)  # type: ignore[arg-type]
         self.decode = EventDeserializer(SchemaRegistryClient(settings.registry()))
 
     def run(self) -> DiffReport:

@@ -17,6 +17,7 @@ from espstream.schemas.avro import EventSerializer
 
 from .core import normalize
 from .errors import MalformedRecord
+from .request import DEFAULT_OPTIONS, NormalizeOptions
 
 # What librdkafka counts beside key and value against message.max.bytes, generously.
 RECORD_FRAMING_BYTES = 1024
@@ -50,9 +51,10 @@ class Normalized:
 class RecordNormalizer:
     """Raw record -> ``Normalized``, with the provenance of ``message`` on every event."""
 
-    def __init__(self, serialize: EventSerializer, max_record_bytes: int):
+    def __init__(self, serialize: EventSerializer, max_record_bytes: int, options: NormalizeOptions = DEFAULT_OPTIONS):
         self.serialize = serialize
         self.max_record_bytes = max_record_bytes
+        self.options = options
 
     def __call__(self, message: Message) -> Normalized:
         try:
@@ -60,7 +62,7 @@ class RecordNormalizer:
         except ValueError as error:  # written by something other than the gateway
             return Normalized(stage="normalize", error=MalformedRecord(f"raw record headers: {error}"))
         try:
-            events = normalize(webhook.esp, webhook.body, webhook.content_type, webhook.http_headers)
+            events = normalize(webhook.esp, webhook.body, webhook.content_type, webhook.http_headers, self.options)
         except Exception as error:  # any failure is this record's: it becomes a dead letter
             return Normalized(stage="normalize", error=error)
         try:

@@ -128,7 +128,7 @@ class NormalizerRedrive:
         self.esps = frozenset(esp_slug(name) for name in esps) if esps else None
         self.max_attempts = max_attempts
         self.serialize = EventSerializer(SchemaRegistryClient(settings.registry()), settings.normalized_topic)
-        self.normalize_record = RecordNormalizer(self.serialize, settings.max_record_bytes)
+        self.normalize_record = RecordNormalizer(self.serialize, settings.max_record_bytes, settings.normalize_options)
         # Waits for each record's acknowledgement: events and letters alike.
         self.writer = DeadLetterWriter(settings.kafka(**{"message.max.bytes": settings.max_dead_letter_bytes}))
 

@@ -251,7 +251,7 @@ class Replay:
                 serialize.register()  # before reading: no batch waits on the registry
             except Exception as error:
                 raise ReplayError(f"schema registry: {type(error).__name__}: {error}") from error
-            normalize = RecordNormalizer(serialize, self.settings.max_record_bytes)
+            normalize = RecordNormalizer(serialize, self.settings.max_record_bytes, self.settings.normalize_options)
             self._replay(reader, checkpoint, bounds, normalize)
             self.summary.status = "interrupted" if self._stopping else "finished"
             return self.summary

@@ -53,7 +53,7 @@ class NormalizerService(BatchWorker):
             settings.normalizer_batch_wait_ms / 1000,
         )
         self.serialize = EventSerializer(SchemaRegistryClient(settings.registry()), settings.normalized_topic)
-        self.normalize_record = RecordNormalizer(self.serialize, settings.max_record_bytes)
+        self.normalize_record = RecordNormalizer(self.serialize, settings.max_record_bytes, settings.normalize_options)
         self.metrics = NormalizerMetrics()
         self._tally = BatchTally()
         self._rewound = False

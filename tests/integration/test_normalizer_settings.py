@@ -1,0 +1,40 @@
+"""The normalizer service reads its settings: SparkPost's initial opens count as opened only when told so."""
+
+import json
+from pathlib import Path
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from espstream.embedded import EmbeddedBroker
+from espstream.plumbing.topics import ensure_topics
+from espstream.schemas.avro import EventDeserializer
+from tests.conftest import settings_from_env
+from tests.faults.helpers import produce_raw
+from tests.support.services import Service, eventually, own_topics, read_topic
+
+
+def track_event(event_type: str, event_id: str) -> dict:
+    return {"msys": {"track_event": {"type": event_type, "event_id": event_id, "rcpt_to": "r@example.com",
+                                     "timestamp": "1700000000", "transmission_id": "65832150921904138"}}}  # fmt: skip
+
+
+BODY = json.dumps([track_event("initial_open", "1"), track_event("open", "2")]).encode()
+
+
+@pytest.mark.parametrize(("setting", "initial_open"), [("1", "opened"), ("0", "unknown")])
+def test_the_initial_open_setting_reaches_the_running_normalizer(
+    broker: EmbeddedBroker, registry_url: str, tmp_path: Path, setting: str, initial_open: str
+) -> None:
+    env = {**own_topics(broker.bootstrap_servers, registry_url), "ESPSTREAM_SPARKPOST_TRACK_INITIAL_OPEN_AS_OPENED": setting}
+    ensure_topics(settings_from_env(env))
+    produce_raw(broker.bootstrap_servers, env["ESPSTREAM_RAW_TOPIC"], [("sparkpost", BODY, "application/json", None)])
+    normalizer = Service(["normalize"], env, tmp_path / "normalizer.log").start()
+    try:
+        topic = env["ESPSTREAM_NORMALIZED_TOPIC"]
+        records = eventually(lambda: (found := read_topic(broker.bootstrap_servers, topic)) and len(found) == 2 and found, timeout=60)
+    finally:
+        normalizer.stop()
+    decode = EventDeserializer(SchemaRegistryClient({"url": registry_url}))
+    events = sorted((decode(record.value(), topic) for record in records), key=lambda event: event.event_id)
+    assert [event.event_type for event in events] == [initial_open, "opened"]
