@@ -105,6 +105,10 @@ class DiffReport:
     def raw_records(self) -> int:
         return sum(esp.raw_records for esp in self.esps.values())
 
+    @property
+    def differs(self) -> bool:
+        return any(esp.differs for esp in self.esps.values())
+
     def as_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -114,7 +118,7 @@ class DiffReport:
             "raw_records": self.raw_records,
             "skipped": self.skipped,
             "undecodable": self.undecodable,
-            "differs": any(esp.differs for esp in self.esps.values()),
+            "differs": self.differs,
             "esps": {name: dataclasses.asdict(esp) for name, esp in sorted(self.esps.items())},
         }
 
@@ -254,7 +258,7 @@ def format_report(report: DiffReport) -> str:
         if esp.no_longer_dead_lettered:
             lines.append(f"  no longer dead-lettered: {esp.no_longer_dead_lettered} raw records, e.g.")
             lines.extend(f"    raw {ex['raw']}: {ex['events']} events, was {_short(ex['was'])}" for ex in esp.no_longer_dead_lettered_examples)
-    if not any(esp.differs for esp in report.esps.values()):
+    if not report.differs:
         lines.append("no differences")
     return "\n".join(lines)
 

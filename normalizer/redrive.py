@@ -233,6 +233,10 @@ class Tally:
         self.results[outcome.esp or "?"][outcome.result] += 1
         self.events[outcome.esp or "?"] += len(outcome.dedupe_ids)
 
+    @property
+    def failed_again(self) -> int:
+        return sum(results[FAILED_AGAIN] for results in self.results.values())
+
     def lines(self) -> list[str]:
         """One line per ESP: ``postmark: 2 normalized (3 events), 1 dead-lettered again, 1 left pending``."""
         if not self.results:

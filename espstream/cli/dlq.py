@@ -130,13 +130,17 @@ def _redrive(args: argparse.Namespace) -> int:
 
     if not load_receivers("dlq redrive", args.modules, args.django_settings):
         return 2
+    from espstream.consumers.redrive import FAILED_AGAIN
+
+    failed = 0
     try:
         for outcome in redrive(args.group):
+            failed += outcome.result == FAILED_AGAIN
             print(json.dumps(asdict(outcome)), flush=True)
     except UnknownReceiver as error:
         print(f"espstream dlq redrive: {error}", file=sys.stderr)
         return 1
-    return 0
+    return _failed_again(failed)
 
 
 def _normalizer_redrive(args: argparse.Namespace) -> int:
@@ -161,6 +165,14 @@ def _normalizer_redrive(args: argparse.Namespace) -> int:
         return 1
     for line in tally.lines():
         print(f"espstream dlq redrive: {line}", file=sys.stderr)
+    return _failed_again(tally.failed_again)
+
+
+def _failed_again(letters: int) -> int:
+    """1 when letters failed again, for scripts and CI; the letters are back on the topic, pending."""
+    if letters:
+        print(f"espstream dlq redrive: {letters} letter{'' if letters == 1 else 's'} failed again", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -27,6 +27,9 @@ def add(commands: argparse._SubParsersAction) -> None:
     replay.add_argument("--diff", action="store_true", help="write nothing: compare the events now with those on the target topic")
     replay.add_argument("--json", action="store_true", help="print the summary or the diff as JSON")
     replay.add_argument(
+        "--exit-code", action="store_true", help="with --diff: exit 1 when anything differs, 0 when nothing does (as git diff)"
+    )
+    replay.add_argument(
         "--progress-interval", type=float, default=5.0, metavar="SECONDS", help="seconds between progress lines when not on a terminal"
     )
     replay.set_defaults(func=_replay)
@@ -48,6 +51,8 @@ def _replay(args: argparse.Namespace) -> int:
         esps = [esp_slug(name) for name in listed(args.esp) or ()] or None
         if args.diff and (args.name or args.restart):
             raise RangeError("--diff writes nothing and keeps no checkpoint: --name and --restart do not apply")
+        if args.exit_code and not args.diff:
+            raise RangeError("--exit-code goes with --diff")
         options = {"esps": esps, "to_topic": args.to_topic, "dlq_topic": args.dlq_topic}
         if args.diff:
             from espstream.normalizer.diff import Diff, format_report
@@ -57,7 +62,7 @@ def _replay(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:  # nothing was written: nothing to finish
                 return 130
             print(json.dumps(report.as_json(), ensure_ascii=False) if args.json else format_report(report), flush=True)
-            return 0
+            return 1 if args.exit_code and report.differs else 0
         from espstream.normalizer.replay import Replay, format_summary, run
 
         replay = Replay(spec, name=args.name, restart=args.restart, progress_interval=args.progress_interval, **options)

@@ -224,9 +224,12 @@ def test_list_counts_letters_by_esp_and_error_and_show_prints_one_as_stored(
     assert f"no record at 0:100000 on {dlq}" in missing.stderr
 
 
-def redrive(env: dict[str, str], *args: str) -> tuple[list[dict], str]:
+def redrive(env: dict[str, str], *args: str, failing: int = 0) -> tuple[list[dict], str]:
+    """The outcomes and the summary of a redrive in which ``failing`` letters fail again (exit 1 when any do)."""
     run = espstream(env, "dlq", "redrive", *args)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == (1 if failing else 0), run.stderr
+    if failing:
+        assert f"{failing} letters failed again" in run.stderr or f"{failing} letter failed again" in run.stderr
     return [json.loads(line) for line in run.stdout.splitlines()], run.stderr
 
 
@@ -240,7 +243,7 @@ def test_redrive_turns_fixed_letters_into_the_events_of_a_normal_run_and_counts_
     by_body = {record.body: record for record in records.values()}
 
     # The limit back to its default: the encode failures go through, the others fail again.
-    outcomes, summary = redrive(env)
+    outcomes, summary = redrive(env, failing=4)
     assert Counter(o["result"] for o in outcomes) == {"normalized": 3, "dead-lettered again": 4}
     for outcome in outcomes:
         letter = [m for m in stored if (m.partition(), m.offset()) == (outcome["partition"], outcome["offset"])][0]
@@ -290,7 +293,7 @@ def test_redrive_turns_fixed_letters_into_the_events_of_a_normal_run_and_counts_
     assert {g["esp"]: g["attempts"] for g in listed["groups"] if g["esp"] != "postmark"} == {"mailgun": {"2": 1}, "nosuchesp": {"2": 1}}
 
     # A second run: the same four once more, attempts 3; no event twice, no letter twice.
-    outcomes, _ = redrive(env)
+    outcomes, _ = redrive(env, failing=4)
     assert sorted((o["result"], o["attempts"], o["esp"]) for o in outcomes) == sorted(
         ("dead-lettered again", 3, r.esp) for r in hopeless.values()
     )
@@ -302,7 +305,7 @@ def test_redrive_turns_fixed_letters_into_the_events_of_a_normal_run_and_counts_
     assert listing(env, "--all")["letters"] == 15
 
     # Only Mailgun's: the others stay pending, untouched, whatever their place in the partitions.
-    outcomes, summary = redrive(env, "--esp", "Mailgun")
+    outcomes, summary = redrive(env, "--esp", "Mailgun", failing=1)
     assert sorted((o["esp"], o["result"], o["attempts"]) for o in outcomes) == [
         ("mailgun", "dead-lettered again", 4),
         ("nosuchesp", "left pending", 3),

@@ -267,6 +267,10 @@ def test_diff_reports_exactly_what_the_fix_changes_and_writes_nothing(history: H
     done = history.cli("replay", "--diff", "--json")
     assert done.returncode == 0, done.stderr
     report = last_json(done.stdout)
+    # For CI, as `git diff --exit-code`: 1 when anything differs.
+    checked = history.cli("replay", "--diff", "--exit-code", "--esp", "sendgrid,postmark")
+    assert checked.returncode == 1, checked.stderr
+    assert "event_type: changed in" in checked.stdout
 
     assert topic_counts(history, *topics) == counts_before
     assert httpx.get(f"{history.registry_url}/subjects").json() == subjects_before
@@ -302,9 +306,11 @@ def test_diff_reports_exactly_what_the_fix_changes_and_writes_nothing(history: H
     assert "sendgrid" not in readable.stdout.split("\n", 1)[1]  # left out by --esp (the first line names the skipped)
 
     # Without the fix, what the normalizer makes now is exactly what the service wrote.
-    unchanged = history.cli("replay", "--diff", fixed=False)
+    unchanged = history.cli("replay", "--diff", "--exit-code", fixed=False)
     assert unchanged.returncode == 0, unchanged.stderr
     assert unchanged.stdout.rstrip().endswith("no differences")
+    # Nothing differs for SendGrid's records after the fix either.
+    assert history.cli("replay", "--diff", "--exit-code", "--esp", "sendgrid").returncode == 0
 
 
 def test_time_ranges_offsets_and_esp_filter_select_their_records(broker: EmbeddedBroker, registry_url: str, history: History) -> None:
