@@ -40,6 +40,11 @@ def add(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help="receiver calls in parallel; one message's events stay in order (default: ESPSTREAM_CONSUMER_CONCURRENCY, 1)",
     )
+    consume.add_argument(
+        "--allow-no-receivers",
+        action="store_true",
+        help="run even when no receiver is connected to the tracking signal: every event is committed unhandled",
+    )
     consume.set_defaults(func=_consume)
     commands.add_parser("registry", help="the development schema registry").set_defaults(func=_registry)
 
@@ -74,11 +79,22 @@ def _normalize(args: argparse.Namespace) -> int:
 
 def _consume(args: argparse.Namespace) -> int:
     from espstream.consumers.runner import run
+    from espstream.consumers.signals import tracking
 
     if not args.modules and not args.django_settings:
         print("espstream consume: give receiver MODULE(s), --django-settings, or both", file=sys.stderr)
         return 2
     if not load_receivers("consume", args.modules, args.django_settings):
+        return 2
+    if not tracking.connections and not args.allow_no_receivers:
+        # The group would commit every event having called nothing: its events would be lost to it.
+        print(
+            f"espstream consume: {', '.join(args.modules)} connect no receiver to espstream.consumers.tracking"
+            " (a receiver of another signal is never called): group "
+            f"{args.group} would commit every event unhandled. Name the module(s) defining @receiver(tracking)"
+            " functions, or pass --allow-no-receivers",
+            file=sys.stderr,
+        )
         return 2
     run(args.group, concurrency=args.concurrency)
     return 0
