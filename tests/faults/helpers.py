@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from espstream.embedded import EmbeddedBroker, free_port, wait_for_port
 from espstream.plumbing.topics import ensure_topics
 from espstream.schemas import raw
 from tests.conftest import settings_from_env
-from tests.support.services import own_topics
+from tests.support.services import own_topics, read_topic
 
 
 @dataclass(frozen=True)
@@ -287,3 +288,70 @@ def raw_ends(written: list[RawWrite]) -> int:
 
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+CLIENTS = 4
+
+
+@dataclass
+class Answer:
+    marker: str  # the message id in the body, unique per request
+    phase: str  # before | during | after the outage
+    status: int | None  # None: no HTTP answer at all
+    request_id: str | None
+    retry_after: str | None
+
+
+class Load:
+    """Clients posting webhooks without pause, each body with a unique marker, every answer kept."""
+
+    def __init__(self, url: str, auth: tuple[str, str]):
+        self.url, self.auth = url, auth
+        self.phase = "before"
+        self.answers: list[Answer] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._post, daemon=True) for _ in range(CLIENTS)]
+
+    def __enter__(self) -> "Load":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def count(self, phase: str, status: int) -> int:
+        return sum(1 for a in list(self.answers) if a.phase == phase and a.status == status)
+
+    def _post(self) -> None:
+        with httpx.Client(auth=self.auth, timeout=30) as client:
+            while not self._stop.is_set():
+                marker, phase = str(uuid.uuid4()), self.phase
+                try:
+                    response = client.post(
+                        f"{self.url}/webhooks/postmark/tracking/",
+                        content=postmark_delivery(marker),
+                        headers={"Content-Type": "application/json"},
+                    )
+                except httpx.HTTPError as error:
+                    self.errors.append(f"{phase}: {type(error).__name__}: {error}")
+                    self.answers.append(Answer(marker, phase, None, None, None))
+                    continue
+                self.answers.append(
+                    Answer(marker, phase, response.status_code, response.headers.get("X-Request-Id"), response.headers.get("Retry-After"))
+                )
+
+
+def assert_every_200_stored(answers: list[Answer], bootstrap_servers: str, raw_topic: str) -> tuple[list[Answer], dict[str, bytes]]:
+    """Every 200 is a stored record: the request id it answered with, on the raw topic, with its body.
+
+    Returns the answers that were 200 and the raw records by request id.
+    """
+    stored = {dict(m.headers())[raw.REQUEST_ID].decode(): m.value() for m in read_topic(bootstrap_servers, raw_topic, timeout=60)}
+    accepted = [a for a in answers if a.status == 200]
+    not_stored = [a for a in accepted if a.request_id not in stored or a.marker.encode() not in stored[a.request_id]]
+    assert not not_stored, f"{len(not_stored)} of {len(accepted)} webhooks answered 200 are not on the raw topic"
+    return accepted, stored
