@@ -15,7 +15,8 @@ starts exactly after them.
 
 Each event's handling runs with its webhook's request id in the logging context
 (espstream.plumbing.logs.REQUEST_ID), so the receivers' log lines and ours carry it.
-Metrics (consumers.metrics) are served on ESPSTREAM_CONSUMER_METRICS_PORT.
+Metrics (consumers.metrics) are served on ESPSTREAM_CONSUMER_METRICS_PORT, with the probes
+/healthz and /readyz.
 """
 
 import logging
@@ -33,7 +34,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from espstream.plumbing.batches import durable_consumer_config
 from espstream.plumbing.deadletters import DeadLetterWriter
 from espstream.plumbing.logs import REQUEST_ID
-from espstream.plumbing.metrics import ConsumerLag, MetricsPortUnavailable, serve
+from espstream.plumbing.metrics import ConsumerLag, Liveness, MetricsPortUnavailable, serve
 from espstream.plumbing.topics import create_missing, retained_topic
 from espstream.schemas import TrackingEvent, raw
 from espstream.schemas.avro import EventDeserializer, registry_unreachable
@@ -76,7 +77,10 @@ class TrackingConsumer:
         self.dlq_topic = settings.group_dlq_topic(group)
         kafka_log = logging.getLogger("espstream.kafka")
         # The group's lag comes from librdkafka's statistics, only when someone can read it.
-        lag = ConsumerLag(group).config(settings.kafka_config) if settings.consumer_metrics_port else {}
+        self.lag = ConsumerLag(group) if settings.consumer_metrics_port else None
+        lag = self.lag.config(settings.kafka_config) if self.lag is not None else {}
+        # What /readyz reads: assigned partitions, and a clock read per poll (none per record).
+        self.liveness = Liveness(lag=self.lag)
         self.consumer = Consumer(
             durable_consumer_config(
                 settings.kafka(
@@ -115,7 +119,8 @@ class TrackingConsumer:
     def run(self) -> None:
         settings = self.settings
         if settings.consumer_metrics_port:
-            serve(settings.metrics_host, settings.consumer_metrics_port, "ESPSTREAM_CONSUMER_METRICS_PORT", log)
+            serve(settings.metrics_host, settings.consumer_metrics_port, "ESPSTREAM_CONSUMER_METRICS_PORT", log,
+                  liveness=self.liveness)
         create_missing(self.settings, [retained_topic(self.settings, self.dlq_topic)])
         log.info(
             "group %s consuming %s with %d receiver(s), concurrency %d",
@@ -130,8 +135,10 @@ class TrackingConsumer:
         self.consumer.subscribe(
             [self.settings.normalized_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
+        polled = self.liveness.polled
         try:
             while not self._stopping.is_set():
+                polled()
                 self._throttle()
                 if self._paused:
                     # Nothing is fetched: wake as soon as the lanes made room, not after a poll timeout.
@@ -280,6 +287,7 @@ class TrackingConsumer:
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", sorted(tp.partition for tp in partitions))
+        self.liveness.assign(partitions)
         self.inflight.assign((tp.topic, tp.partition) for tp in partitions)
         # Whatever was paused before, the next throttle resumes the whole assignment when there is room.
         self._paused = True
@@ -289,11 +297,13 @@ class TrackingConsumer:
         self.inflight.wait_finished(pids, self._broken)
         self._commit(pids)
         self.inflight.release(pids)
+        self.liveness.revoke(partitions)
         log.info("revoked %s after committing their finished events", sorted(tp.partition for tp in partitions))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Another member owns them now; committing would only repeat its work.
         log.warning("lost %s without committing", sorted(tp.partition for tp in partitions))
+        self.liveness.revoke(partitions)
         self.inflight.release((tp.topic, tp.partition) for tp in partitions)
 
     # The lanes.

@@ -2,7 +2,8 @@
 
 At least once (espstream.plumbing.batches): every event or dead letter produced for a
 batch of raw records is acknowledged before the batch's offsets are committed.
-Metrics (normalizer.metrics) are served on ESPSTREAM_NORMALIZER_METRICS_PORT.
+Metrics (normalizer.metrics) are served on ESPSTREAM_NORMALIZER_METRICS_PORT, with the
+probes /healthz and /readyz.
 """
 
 import logging
@@ -31,8 +32,9 @@ class NormalizerService(BatchWorker):
         kafka_log = logging.getLogger("espstream.kafka")
         # The group's lag comes from librdkafka's statistics, only when someone can read it.
         lag: dict[str, object] = {}
-        if settings.normalizer_metrics_port:
-            lag = ConsumerLag(settings.normalizer_group).config(settings.kafka_config)
+        self.lag = ConsumerLag(settings.normalizer_group) if settings.normalizer_metrics_port else None
+        if self.lag is not None:
+            lag = self.lag.config(settings.kafka_config)
         super().__init__(
             settings.kafka(
                 **{
@@ -61,7 +63,9 @@ class NormalizerService(BatchWorker):
     def run(self) -> None:  # type: ignore[override]
         settings = self.settings
         if settings.normalizer_metrics_port:
-            serve(settings.metrics_host, settings.normalizer_metrics_port, "ESPSTREAM_NORMALIZER_METRICS_PORT", log)
+            self.liveness.lag = self.lag
+            serve(settings.metrics_host, settings.normalizer_metrics_port, "ESPSTREAM_NORMALIZER_METRICS_PORT", log,
+                  liveness=self.liveness)
         self._wait_for_registry()
         log.info("normalizer consuming %s as group %s", self.settings.raw_topic, self.settings.normalizer_group)
         super().run(self.settings.raw_topic)

@@ -15,6 +15,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
+from .metrics import Liveness
 from .offsets import first_offsets, next_offsets
 from .producer import DurableProducer
 
@@ -45,6 +46,7 @@ class BatchWorker:
         self.batch_size = batch_size
         # A batch is handled when full or after this long: the most a record waits for others.
         self.batch_wait_seconds = batch_wait_seconds
+        self.liveness = Liveness()  # what /readyz reads: a clock read per batch, none per record
         self._stopping = False
 
     def handle(self, records: list[Message]) -> bool:
@@ -56,10 +58,17 @@ class BatchWorker:
         self._stopping = True
 
     def run(self, topic: str) -> None:
-        self.consumer.subscribe([topic])
+        liveness = self.liveness
+        self.consumer.subscribe(
+            [topic],
+            on_assign=lambda _consumer, partitions: liveness.assign(partitions),
+            on_revoke=lambda _consumer, partitions: liveness.revoke(partitions),
+            on_lost=lambda _consumer, partitions: liveness.revoke(partitions),
+        )
         try:
             while not self._stopping:
                 messages = self.consumer.consume(self.batch_size, timeout=self.batch_wait_seconds)
+                liveness.polled()
                 if messages:
                     self.process_batch(messages)
         finally:

@@ -273,5 +273,8 @@ def test_the_gateway_can_serve_its_metrics_on_a_port_of_their_own(broker: Embedd
         assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
         samples = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
         assert value(samples, "espstream_gateway_requests_total", esp="postmark", status="200", reason="stored") == 1
+        # Only /metrics there: the gateway's probes are on its webhook port.
+        for path in ("/", "/healthz", "/metrics/x"):
+            assert httpx.get(f"http://127.0.0.1:{metrics_port}{path}").status_code == 404
     finally:
         gateway.stop()
