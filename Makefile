@@ -3,13 +3,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-quick bench clean faults fuzz
+.PHONY: run test test-quick bench clean faults fuzz constraints
 
-# Create the virtualenv and install espstream with its embedded broker and test tools.
-$(STAMP): pyproject.toml
+# Create the virtualenv and install espstream with its embedded broker and test tools, the runtime
+# packages at the versions of constraints.txt (the ones the image installs).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[embedded,test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[embedded,test]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -43,6 +44,14 @@ fuzz: $(STAMP)
 		$(BIN)/python -m tests.unit.normalizer.fuzz.atheris_normalize $$esp -max_total_time=$(FUZZ_SECONDS) \
 			-artifact_prefix=fuzz-crashes/$$esp- -print_final_stats=1 || status=1; \
 	done; exit $$status
+
+# Pin the runtime packages (and the django extra's) to the versions the tests run with, for the
+# image and the virtualenv: run after changing a dependency in pyproject.toml, then `make test`.
+constraints: $(STAMP)
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/tested.txt
+	$(BIN)/pip-compile --quiet --extra django --strip-extras --no-header --no-annotate --no-emit-index-url \
+		--no-emit-find-links -c $(VENV)/tested.txt -o constraints.txt pyproject.toml
 
 clean:
 	rm -rf $(VENV)
