@@ -7,7 +7,9 @@ what is interpreted: a body two parsers read differently could carry a valid
 signature for one reading and other events for the other.
 
 Bounded: JSON nesting ends in ``MalformedBody`` (not a crash), and forms get
-Django's limit of 1000 fields, as anymail's views refuse more by default.
+Django's limits of 1000 fields and 100 files, as anymail's views refuse more by
+default. Every multipart part counts, nameless ones too: parsing a part costs
+the same whether or not it is kept, so the limits bound the work.
 """
 
 import base64
@@ -24,8 +26,9 @@ from urllib.parse import parse_qsl
 import orjson
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-# Django's DATA_UPLOAD_MAX_NUMBER_FIELDS.
+# Django's DATA_UPLOAD_MAX_NUMBER_FIELDS and DATA_UPLOAD_MAX_NUMBER_FILES.
 MAX_FORM_FIELDS = 1000
+MAX_FORM_FILES = 100
 FORM_URLENCODED = "application/x-www-form-urlencoded"
 FORM_MULTIPART = "multipart/form-data"
 # Django's rule for a boundary (django.http.multipartparser).
@@ -166,15 +169,29 @@ def multipart_pairs(body: bytes, content_type: str | None) -> FormPairs:
                 value = bytearray(base64.b64decode(value))
             except binascii.Error:
                 pass  # Django keeps undecodable base64 as it came
-        pairs.append((name.decode(encoding, "replace"), bytes(value).decode(encoding, "replace")))
+        pairs.append((_decoded(name, encoding), _decoded(bytes(value), encoding)))
     return pairs
 
 
+def _decoded(data: bytes, encoding: str) -> str:
+    """``data`` in the form's charset, undecodable bytes replaced, as Django decodes a field."""
+    try:
+        return data.decode(encoding, "replace")
+    except UnicodeError:  # idna, punycode, undefined: codecs that fail even with "replace" (Django: a 500)
+        raise MalformedBody(f"multipart/form-data that {encoding!r} cannot decode") from None
+
+
 class _MultipartFields:
-    """python-multipart callbacks collecting (name, base64-encoded, value) of each non-file part."""
+    """python-multipart callbacks collecting (name, base64-encoded, value) of each non-file part.
+
+    Every part is counted, as Django counts it: a file against MAX_FORM_FILES, any other part (nameless
+    or without headers included) against MAX_FORM_FIELDS.
+    """
 
     def __init__(self, boundary: bytes):
         self.fields: list[tuple[bytes, bool, bytearray]] = []
+        self._other_parts = 0
+        self._files = 0
         self._headers: dict[bytes, bytes] = {}
         self._name, self._value = bytearray(), bytearray()
         self._in_field = False
@@ -206,11 +223,16 @@ class _MultipartFields:
     def _headers_finished(self) -> None:
         _, disposition = parse_options_header(self._headers.get(b"content-disposition"))
         name = disposition.get(b"name")
-        # As Django: a part without a name is dropped, one with a filename is a file.
-        self._in_field = name is not None and not disposition.get(b"filename")
+        # As Django: a part with a filename is a file, one without a name is dropped.
+        is_file = bool(disposition.get(b"filename"))
+        if is_file:
+            self._files += 1
+        else:
+            self._other_parts += 1
+        if self._files > MAX_FORM_FILES or self._other_parts > MAX_FORM_FIELDS:
+            raise MalformedBody(f"a form body with over {MAX_FORM_FIELDS} fields or {MAX_FORM_FILES} files")
+        self._in_field = name is not None and not is_file
         if self._in_field:
-            if len(self.fields) >= MAX_FORM_FIELDS:
-                raise MalformedBody(f"a form body with over {MAX_FORM_FIELDS} fields")
             base64_encoded = self._headers.get(b"content-transfer-encoding", b"").lower() == b"base64"
             self.fields.append((name.strip(), base64_encoded, bytearray()))
 
