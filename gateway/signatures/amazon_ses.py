@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from espstream.schemas.webhook_body import MalformedBody, charset
 
 from .base import SignatureError, SignatureUnavailable, SignedRequest
+from .payloads import parse_body
 
 log = logging.getLogger("espstream.gateway.sns")
 
@@ -206,7 +207,7 @@ class SnsVerifier:
 
     async def _verified_message(self, request: SignedRequest) -> dict[str, Any]:
         _check_charset(request.content_type)
-        message = parse_envelope(request.body)
+        message = await parse_body(request.body, parse_envelope)
         kind = message.get("Type")
         if kind not in MESSAGE_TYPES:
             raise SignatureError(f"unknown SNS message Type {kind!r}")

@@ -20,9 +20,9 @@ class MailgunVerifier:
 
     async def verify(self, request: SignedRequest) -> None:
         if media_type(request.content_type) == "application/json":
-            timestamp, token, signature = _json_fields(request.body)
+            timestamp, token, signature = await _json_fields(request.body)
         else:
-            timestamp, token, signature = _form_fields(request)
+            timestamp, token, signature = await _form_fields(request)
         try:
             message = f"{timestamp}{token}".encode("ascii")
             given = signature.encode("ascii")  # a hex digest; JSON can carry any text, lone surrogates included
@@ -33,8 +33,8 @@ class MailgunVerifier:
             raise SignatureError("Mailgun webhook with an incorrect signature")
 
 
-def _json_fields(body: bytes) -> tuple[str, str, str]:
-    payload = load_json(body)
+async def _json_fields(body: bytes) -> tuple[str, str, str]:
+    payload = await load_json(body)
     try:
         block = payload["signature"]
         fields = block["timestamp"], block["token"], block["signature"]
@@ -49,8 +49,8 @@ def _json_fields(body: bytes) -> tuple[str, str, str]:
     return str(timestamp), str(token), signature
 
 
-def _form_fields(request: SignedRequest) -> tuple[str, str, str]:
-    fields = form_fields(request)
+async def _form_fields(request: SignedRequest) -> tuple[str, str, str]:
+    fields = await form_fields(request)
     try:
         return fields["timestamp"], fields["token"], fields["signature"]
     except KeyError:

@@ -3,6 +3,10 @@
 Mandrill signs the URL exactly as configured there, basic-auth credentials
 included. Behind a proxy that rewrites the host or path, configure it
 (MANDRILL_WEBHOOK_URL); otherwise it is rebuilt from the request as anymail does.
+A refusal names the URL without the credentials: the configured URL is not
+quoted at all (a password with a ``/``, ``?`` or ``#`` in it would make any
+split of it misplace them), the rebuilt one is quoted as it was before they
+were added.
 """
 
 import base64
@@ -27,11 +31,16 @@ class MandrillVerifier:
         if signature is None:
             raise SignatureError("Mandrill webhook without an X-Mandrill-Signature header")
         url = self._url or _with_basic_auth(request.url, request.headers.get("authorization"))
-        fields = form_fields(request)
+        fields = await form_fields(request)
         signed = url + "".join(name + fields[name] for name in sorted(fields))
-        expected = base64.b64encode(hmac.new(self._key, signed.encode("utf-8"), hashlib.sha1).digest())
+        try:
+            message = signed.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates, from a charset like unicode_escape: nothing Mandrill signs
+            raise SignatureError("Mandrill webhook with form fields that are not Unicode text") from None
+        expected = base64.b64encode(hmac.new(self._key, message, hashlib.sha1).digest())
         if not hmac.compare_digest(signature.encode("utf-8"), expected):
-            raise SignatureError(f"Mandrill webhook with an incorrect signature (for URL {_redacted(url)})")
+            shown = "the configured ESPSTREAM_MANDRILL_WEBHOOK_URL" if self._url else f"URL {request.url}"
+            raise SignatureError(f"Mandrill webhook with an incorrect signature (for {shown})")
 
 
 def _with_basic_auth(url: str, authorization: str | None) -> str:
@@ -39,15 +48,11 @@ def _with_basic_auth(url: str, authorization: str | None) -> str:
     credentials = request_basic_auth(authorization)
     if credentials is None:
         return url
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a Host header like "[": no URL (Django answers 400 to such a host)
+        raise SignatureError("Mandrill webhook whose Host header makes no URL") from None
     return urlunsplit((parts.scheme, f"{credentials}@{parts.netloc}", parts.path, parts.query, parts.fragment))
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit((parts.scheme, "***@" + parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, ""))
 
 
 VERIFIER = MandrillVerifier

@@ -19,7 +19,7 @@ class UnisenderGoVerifier:
         self._key = api_key.encode("ascii")
 
     async def verify(self, request: SignedRequest) -> None:
-        payload = load_json(request.body)
+        payload = await load_json(request.body)
         auth = payload.get("auth") if isinstance(payload, dict) else None
         if not isinstance(auth, str) or not auth:
             raise SignatureError("Unisender Go webhook without an auth field")
