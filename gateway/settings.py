@@ -106,6 +106,8 @@ class GatewaySettings(CommonSettings):
     mailersend_signing_secret: str | None = None
     mailtrap_tracking_secret: str | None = None
     unisender_go_api_key: str | None = None
+    # Refuse SendGrid webhooks signed longer ago (or further ahead) than this; unset: any age, as anymail.
+    sendgrid_max_age_seconds: float | None = Field(None, gt=0)
     # SNS topics whose messages are accepted for amazon_ses: comma-separated or a JSON list.
     amazon_ses_topic_arns: Annotated[list[str], NoDecode] = []
     # Confirm an allowed topic's SNS subscription by fetching its SubscribeURL.
@@ -185,7 +187,7 @@ class GatewaySettings(CommonSettings):
                 raise ValueError(f"not an SNS topic ARN: {arn!r}")
         return arns
 
-    @field_validator(*ESP_KEYS, mode="before")
+    @field_validator(*ESP_KEYS, "sendgrid_max_age_seconds", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # An empty variable (a compose file's ${X:-}) means "not configured", never an empty key.

@@ -25,6 +25,9 @@ class InvalidKey(ValueError):
     """A configured key cannot be used (not base64, not a public key, not ASCII…)."""
 
 
+# Verifier keyword -> the setting giving it, for the ESPs with options beyond their signing settings.
+OPTIONS: dict[str, dict[str, str]] = {"sendgrid": {"max_age_seconds": "sendgrid_max_age_seconds"}}
+
 # ESP slug -> its verifier class, taking the values of the ESP's signing settings in order.
 VERIFIERS: dict[str, Callable[..., Verifier]] = {
     slug: importlib.import_module(f"{__name__}.{slug}").VERIFIER for slug, esp in ESPS.items() if esp.signing_settings
@@ -41,7 +44,8 @@ def build_verifiers(settings: GatewaySettings, fetch: Fetch | None = None) -> di
         if verifier is SnsVerifier:
             verifier = partial(SnsVerifier, fetch=fetch or default_fetch)
         try:
-            verifiers[slug] = verifier(*(getattr(settings, name) for name in names))
+            options = {keyword: getattr(settings, name) for keyword, name in OPTIONS.get(slug, {}).items()}
+            verifiers[slug] = verifier(*(getattr(settings, name) for name in names), **options)
         except UnicodeError:  # its message would quote the key's characters
             raise InvalidKey(f"ESPSTREAM_{names[0].upper()} cannot be used: it is not ASCII text") from None
         except (ValueError, TypeError) as error:

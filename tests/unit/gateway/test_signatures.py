@@ -407,3 +407,28 @@ def test_odd_values_are_refused_not_a_crash() -> None:
     ]
     for verifier, slug, case in cases:
         assert not we_accept(verifier, slug, case), case.name
+
+
+def test_sendgrid_timestamps_are_digits_and_their_age_is_limited_only_when_configured() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    body = b'[{"email": "a@example.com", "event": "delivered"}]'
+    now = str(int(time.time()))
+
+    def case(name: str, timestamp: str, signed: bytes | None = None, payload: bytes = body) -> Case:
+        signature = key.sign(signed if signed is not None else timestamp.encode() + payload, ec.ECDSA(hashes.SHA256()))
+        return Case(name, payload, headers={"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+                                            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp})
+
+    two_years_ago = str(int(time.time()) - 2 * 365 * 86400)
+    anymail_compatible = SendGridVerifier(public_key_body(key))
+    assert we_accept(anymail_compatible, "sendgrid", case("two years old", two_years_ago))
+    for moved in (case("body bytes in the timestamp", now + "[{", now.encode() + body, body[2:]),
+                  case("timestamp digits in the body", now[:-3], now.encode() + body, now[-3:].encode() + body),
+                  case("not digits", " " + now), case("unicode digits", "١٧٠٠٠٠٠٠٠٠")):
+        assert not we_accept(anymail_compatible, "sendgrid", moved), moved.name
+
+    windowed = SendGridVerifier(public_key_body(key), max_age_seconds=300)
+    assert we_accept(windowed, "sendgrid", case("now", now))
+    assert not we_accept(windowed, "sendgrid", case("two years old", two_years_ago))
+    assert not we_accept(windowed, "sendgrid", case("an hour ahead", str(int(time.time()) + 3600)))
+    assert "within 300s" in windowed.description
