@@ -308,8 +308,11 @@ def _log_access(esp: str, reason: str, body_bytes: int | None, seconds: float) -
 
 
 def _not_found(esp: str) -> Response:
-    known = "disabled ESP" if esp in ESP_SLUGS else "unknown ESP"
-    return JSONResponse({"detail": f"{known} {esp!r}"}, status_code=404, headers=CLOSE)
+    if esp in ESP_SLUGS:
+        detail = f"disabled ESP {esp!r}"
+    else:  # most likely a typo in the URL given to the ESP
+        detail = f"unknown ESP {esp!r}; the ESPs are {', '.join(ESP_SLUGS)}"
+    return JSONResponse({"detail": detail}, status_code=404, headers=CLOSE)
 
 
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
