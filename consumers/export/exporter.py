@@ -15,6 +15,7 @@ schema and size; keeping every file and asking for consecutive ranges is simpler
 and cannot lose history.
 """
 
+import importlib.util
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from espstream.plumbing.times import millis
 from .dates import WriterSchemas
 from .errors import ExportError, UndecodableRecord
 from .files import DEFAULT_COMPRESSION_LEVEL, FILE_NAME, PartitionExport, WrittenFile
+from .formats import FORMATS
 
 log = logging.getLogger("espstream.export")
 
@@ -103,6 +105,7 @@ class Exporter:
         compression_level: int = DEFAULT_COMPRESSION_LEVEL,
         skip_undecodable: bool = False,
         verify: bool = False,
+        file_format: str = "avro",
     ):
         """Records written from ``start`` (None: the oldest) until ``end`` (None: now), into ``out_dir``.
 
@@ -112,7 +115,8 @@ class Exporter:
         faulty producer wrote under a valid schema id stop the export too rather
         than end up in a file. ``skip_undecodable`` leaves records that do not
         decode out (listed in the summary) instead of stopping at the first with an
-        ``UndecodableRecord``.
+        ``UndecodableRecord``. ``file_format``: ``avro``, ``parquet`` (pyarrow) or
+        ``jsonl`` (formats.py).
         """
         self.settings = settings
         self.out_dir = Path(out_dir)
@@ -124,6 +128,11 @@ class Exporter:
         if not 0 <= compression_level <= 9:
             raise ValueError(f"compression level {compression_level} is not 0-9")
         self.compression_level = compression_level
+        if file_format not in FORMATS:
+            raise ValueError(f"format {file_format!r} is not one of {', '.join(FORMATS)}")
+        if file_format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+            raise ValueError("--format parquet needs pyarrow: pip install 'espstream[parquet]'")
+        self.format = file_format
         self.skip_undecodable = skip_undecodable
         self.schemas = WriterSchemas(SchemaRegistryClient(settings.registry()), verify)
 
@@ -136,7 +145,9 @@ class Exporter:
         try:
             with TopicReader(self.settings.kafka(), self.topic) as reader:
                 bounds = self._bounds(reader)
-                partitions = {p: PartitionExport(self.out_dir, self.topic, p, self.compression_level) for p in bounds}
+                partitions = {
+                    p: PartitionExport(self.out_dir, self.topic, p, self.compression_level, self.format) for p in bounds
+                }
                 self._read(reader, bounds, partitions, summary)
         except BaseException:
             for partition in partitions.values():
@@ -201,7 +212,7 @@ class Exporter:
         ranges = {p.partition: (p.first_read, p.last_read) for p in partitions if p.first_read is not None}
         ours = {written.path for p in partitions for written in p.written}
         overlapping = []
-        for path in sorted(self.out_dir.glob("date=*/*.avro")):
+        for path in sorted(self.out_dir.glob(f"date=*/*.{self.format}")):
             match = FILE_NAME.match(path.name)
             if match is None or match["topic"] != self.topic or path in ours:
                 continue

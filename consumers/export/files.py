@@ -13,6 +13,7 @@ from fastavro.write import Writer
 
 from .dates import FRAMING_BYTES, WriterSchema
 from .errors import ExportError
+from .formats import DecodedFile
 
 # deflate is one of the two codecs the Avro specification requires of every
 # implementation (with null): fastavro, pandas through fastavro, Spark, DuckDB and
@@ -31,11 +32,13 @@ MAX_FILE_EVENTS = 1_000_000
 # Files open at once per partition (dates being written); past it the one
 # written least recently is closed, and a later event of its date starts a new one.
 MAX_OPEN_FILES = 32
-FILE_NAME = re.compile(r"^(?P<topic>.+)-p(?P<partition>\d+)-(?P<first>\d+)-(?P<last>\d+)-schema(?P<schema>\d+)\.avro$")
+FILE_NAME = re.compile(
+    r"^(?P<topic>.+)-p(?P<partition>\d+)-(?P<first>\d+)-(?P<last>\d+)-schema(?P<schema>\d+)\.(?P<format>avro|parquet|jsonl)$"
+)
 
 
-def file_name(topic: str, partition: int, first_offset: int, last_offset: int, schema_id: int) -> str:
-    return f"{topic}-p{partition}-{first_offset}-{last_offset}-schema{schema_id}.avro"
+def file_name(topic: str, partition: int, first_offset: int, last_offset: int, schema_id: int, file_format: str = "avro") -> str:
+    return f"{topic}-p{partition}-{first_offset}-{last_offset}-schema{schema_id}.{file_format}"
 
 
 class _Block:
@@ -64,7 +67,7 @@ class _OutputFile:
     """One container file being written, under a hidden temporary name until ``close`` renames it."""
 
     def __init__(self, directory: Path, topic: str, partition: int, event_date: str, schema: WriterSchema,
-                 first_offset: int, compression_level: int):
+                 first_offset: int, compression_level: int, file_format: str = "avro"):
         self.directory = directory
         self.topic = topic
         self.partition = partition
@@ -77,6 +80,11 @@ class _OutputFile:
         directory.mkdir(parents=True, exist_ok=True)
         # Hidden (Spark, Hive and shell globs skip dot files) and not *.avro until complete.
         self.temp_path = directory / f".{topic}-p{partition}-{first_offset}-schema{schema.schema_id}.{uuid.uuid4().hex}.tmp"
+        self.format = file_format
+        # Parquet and JSON lines: made of the decoded events (formats.py); Avro: of their bytes, below.
+        self._decoded = DecodedFile(self.temp_path, schema, file_format) if file_format != "avro" else None
+        if self._decoded is not None:
+            return
         self._file = open(self.temp_path, "wb")
         identity = f"{topic}\0{partition}\0{first_offset}\0{schema.schema_id}\0{event_date}"
         self._writer = Writer(
@@ -94,6 +102,11 @@ class _OutputFile:
         )
 
     def add(self, body: bytes, offset: int) -> None:
+        if self._decoded is not None:
+            self._decoded.add(body)
+            self.last_offset = offset
+            self.events += 1
+            return
         self._pending.append(body)
         self._pending_bytes += len(body)
         self.last_offset = offset
@@ -108,13 +121,17 @@ class _OutputFile:
         self._pending_bytes = 0
 
     def close(self) -> WrittenFile:
-        if self._pending:
-            self._write_block()
-        self._writer.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        path = self.directory / file_name(self.topic, self.partition, self.first_offset, self.last_offset, self.schema_id)
-        if path.exists() and _contents(path) != _contents(self.temp_path):
+        if self._decoded is not None:
+            self._decoded.finish()
+            _fsync(self.temp_path)
+        else:
+            if self._pending:
+                self._write_block()
+            self._writer.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        path = self.directory / file_name(self.topic, self.partition, self.first_offset, self.last_offset, self.schema_id, self.format)
+        if path.exists() and _contents(path, self.format) != _contents(self.temp_path, self.format):
             # Same name, other records: the topic's offsets restarted since that export. Its
             # records may be on no broker any more; replacing the file would lose them.
             self.temp_path.unlink(missing_ok=True)
@@ -124,21 +141,29 @@ class _OutputFile:
                 " export into another directory, or move it away"
             )
         os.replace(self.temp_path, path)  # atomic: readers see the old file or the whole new one
-        _fsync_directory(self.directory)  # the rename itself survives a crash
+        _fsync(self.directory)  # the rename itself survives a crash
         return WrittenFile(path, self.date, self.partition, self.first_offset, self.last_offset, self.schema_id,
                            self.events, path.stat().st_size)
 
     def discard(self) -> None:
-        self._file.close()
+        if self._decoded is not None:
+            self._decoded.discard()
+        else:
+            self._file.close()
         self.temp_path.unlink(missing_ok=True)
 
 
-def _contents(path: Path) -> tuple[str, bytes] | None:
+def _contents(path: Path, file_format: str = "avro") -> tuple[str, bytes] | None:
     """A container file's writer schema and a digest of its records' encodings; None if it is no container file.
 
     The same records give the same value whatever the compression level or block sizes.
+    A Parquet or JSON-lines file: its bytes' digest (they depend only on its records).
     """
     digest = hashlib.blake2b(digest_size=32)
+    if file_format != "avro":
+        with open(path, "rb") as file:
+            digest.update(file.read())
+        return "", digest.digest()
     try:
         with open(path, "rb") as file:
             blocks = fastavro.block_reader(file)
@@ -149,8 +174,9 @@ def _contents(path: Path) -> tuple[str, bytes] | None:
         return None
 
 
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
+def _fsync(path: Path) -> None:
+    """Sync a file (or directory) to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
@@ -160,8 +186,9 @@ def _fsync_directory(directory: Path) -> None:
 class PartitionExport:
     """The files of one topic partition's records, by event date and writer schema."""
 
-    def __init__(self, out_dir: Path, topic: str, partition: int, compression_level: int):
+    def __init__(self, out_dir: Path, topic: str, partition: int, compression_level: int, file_format: str = "avro"):
         self.out_dir = out_dir
+        self.format = file_format
         self.topic = topic
         self.partition = partition
         self.compression_level = compression_level
@@ -185,7 +212,7 @@ class PartitionExport:
                 self._close(min(self.open, key=lambda k: self.open[k].last_offset))
             output = self.open[key] = _OutputFile(
                 self.out_dir / f"date={event_date}", self.topic, self.partition, event_date, schema, offset,
-                self.compression_level,
+                self.compression_level, self.format,
             )
         output.add(value[FRAMING_BYTES:], offset)
         if output.events >= MAX_FILE_EVENTS:

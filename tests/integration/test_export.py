@@ -430,3 +430,72 @@ def test_times_are_iso_8601_and_utc_unless_zoned() -> None:
     assert parse_time("2026-11-23T10:30:00+02:00") == datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
     with pytest.raises(ValueError, match="not an ISO 8601"):
         parse_time("yesterday")
+
+
+def _plain(value: object) -> object:
+    """A value pandas read from Parquet as the plain Python fastavro gives: lists, dicts, datetimes, None."""
+    import numpy
+    import pandas as pd
+
+    if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, numpy.ndarray):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def test_parquet_and_jsonl_files_hold_the_avro_exports_events_in_the_same_layout(env: dict[str, str], tmp_path: Path) -> None:
+    import pandas as pd
+
+    events = fixture_events()
+    produce(env, events)
+    for file_format in ("avro", "parquet", "jsonl"):
+        done = export_cli(env, "--out", str(tmp_path / file_format), "--format", file_format, "--to", "2100-01-01T00:00:00Z")
+        assert done.returncode == 0, done.stderr
+        assert f"exported {len(events)} events" in done.stdout
+
+    avro_names = {path.relative_to(tmp_path / "avro").with_suffix("") for path in avro_files(tmp_path / "avro")}
+    parquet_files = sorted((tmp_path / "parquet").glob("date=*/*.parquet"))
+    assert {path.relative_to(tmp_path / "parquet").with_suffix("") for path in parquet_files} == avro_names
+    assert {path.relative_to(tmp_path / "jsonl").with_suffix("") for path in (tmp_path / "jsonl").glob("date=*/*.jsonl")} == avro_names
+
+    # The Avro export's records, as fastavro reads them; metadata values as JSON values.
+    def comparable(record: dict) -> dict:
+        metadata = {k: json.loads(v["json"]) if isinstance(v, dict) else v for k, v in record["metadata"].items()}
+        return {**record, "metadata": metadata}
+
+    expected = {}
+    for path in avro_files(tmp_path / "avro"):
+        with open(path, "rb") as file:
+            for record in fastavro.reader(file):
+                expected[record["dedupe_id"]] = (path.parent.name, comparable(record))
+
+    # Parquet, read with pandas (pyarrow): the whole directory, its date=... directories as a column.
+    frame = pd.read_parquet(tmp_path / "parquet")
+    assert len(frame) == len(events)
+    for row in frame.to_dict("records"):
+        directory, record = expected[row["dedupe_id"]]
+        assert f"date={row.pop('date')}" == directory
+        read = {name: _plain(value) for name, value in row.items()}
+        read["metadata"] = {key: None if text is None else json.loads(text) for key, text in read["metadata"] or []}
+        assert read == record
+
+    # JSON lines: one event per line, times as ISO 8601.
+    lines = [json.loads(line) for path in (tmp_path / "jsonl").glob("date=*/*.jsonl") for line in path.read_text().splitlines()]
+    assert len(lines) == len(events)
+    for line in lines:
+        _directory, record = expected[line["dedupe_id"]]
+        assert line["event_type"] == record["event_type"] and line["tags"] == record["tags"]
+        assert line["timestamp"] == (record["timestamp"].isoformat() if record["timestamp"] else None)
+
+    # Running the same range again writes the same files, byte for byte.
+    before = {path: path.read_bytes() for path in parquet_files}
+    again = export_cli(env, "--out", str(tmp_path / "parquet"), "--format", "parquet", "--to", "2100-01-01T00:00:00Z")
+    assert again.returncode == 0, again.stderr
+    assert "warning" not in again.stdout
+    assert {path: path.read_bytes() for path in sorted((tmp_path / "parquet").glob("date=*/*.parquet"))} == before
+    assert sorted(p for p in (tmp_path / "parquet").rglob("*") if p.is_file()) == parquet_files
