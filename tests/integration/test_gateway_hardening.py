@@ -35,7 +35,7 @@ from tests.unit.normalizer.fuzz.test_parsers_fuzz import fuzz_settings
 
 USER = "esp"
 # Passwords whose characters end a URL's authority: a split URL puts them in the path, query or fragment.
-PASSWORDS = [f"pa{char}ss-{secrets.token_hex(4)}" for char in "/?#@:%"] + [f"p@ss:w/rd?x#y-{secrets.token_hex(4)}"]
+PASSWORDS = [f"pa{char}ss-Zq8v" for char in "/?#@:%"] + ["p@ss:w/rd?x#y-Zq8v"]
 SENDGRID_MAX_AGE = 300
 MAX_BODY_BYTES = 2_621_440
 
@@ -184,7 +184,7 @@ def test_a_mandrill_refusal_shows_no_password_in_the_answer_or_the_log(gateway: 
     credentials = base64.b64encode(f"{USER}:{password}".encode()).decode()
     for text in (response.text, gateway.normalizer.log()):  # the Pipeline's service is this gateway
         assert password not in text and credentials not in text
-        assert password.split("-")[-1] not in text  # no piece of it, wherever a split cut it
+        assert "Zq8v" not in text  # nor any piece of it, wherever a split of the URL cut it
 
 
 # SendGrid signs timestamp || body: the boundary between them is not signed
