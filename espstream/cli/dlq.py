@@ -1,4 +1,4 @@
-"""``espstream dlq list | show | redrive``: the normalizer's dead letters, or (``--group``) a receiver group's."""
+"""``espstream dlq list | show | redrive | discard``: the normalizer's dead letters, or (``--group``) a receiver group's."""
 
 import argparse
 import json
@@ -14,6 +14,7 @@ from .options import listed, load_receivers, position, positive
 if TYPE_CHECKING:
     from confluent_kafka import Message
 
+    from espstream.plumbing.discards import Discarded
     from espstream.schemas.avro import EventDeserializer
 
 
@@ -24,7 +25,7 @@ def add(commands: argparse._SubParsersAction) -> None:
         "list", help="the dead letters not yet redriven, counted by ESP and error (a table; --json, --letters)"
     )
     dlq_list.add_argument("--group", help="a receiver group's dead letters (default: the normalizer's)")
-    dlq_list.add_argument("--all", action="store_true", help="also those redriven already")
+    dlq_list.add_argument("--all", action="store_true", help="also those redriven or discarded already (discarded ones with why)")
     dlq_list_format = dlq_list.add_mutually_exclusive_group()
     dlq_list_format.add_argument("--json", action="store_true", help="the counts as one JSON document")
     dlq_list_format.add_argument("--letters", action="store_true", help="each letter as a JSON line: position, ESP, dlq-* headers")
@@ -51,17 +52,33 @@ def add(commands: argparse._SubParsersAction) -> None:
         help="leave letters already tried N times pending (the normalizer's first try counts)",
     )
     dlq_redrive.set_defaults(func=_redrive)
+    dlq_discard = dlq_commands.add_parser(
+        "discard", help="mark letters that will never succeed as done, keeping why (on <dead-letter topic>.discarded)"
+    )
+    dlq_discard.add_argument(
+        "positions", nargs="+", type=position, metavar="PARTITION:OFFSET", help="pending letters, as `dlq list --letters` prints them"
+    )
+    dlq_discard.add_argument("--group", help="a receiver group's dead letters (default: the normalizer's)")
+    dlq_discard.add_argument("--reason", required=True, help="why they will never succeed: kept with them, shown by list --all and show")
+    dlq_discard.add_argument("--by", metavar="NAME", help="who discards them (default: the user running the command)")
+    dlq_discard.set_defaults(func=_discard)
 
 
 def _list(args: argparse.Namespace) -> int:
     from espstream.plumbing.deadletters import DeadLetterReader, group_letters, listing_json, listing_text, summary
+    from espstream.plumbing.discards import discarded
 
     topic, group = _dead_letters(args.group)
     esp_of, fields = _letter_fields(args.group)
+    marks = discarded(CommonSettings().kafka(), topic) if args.all else {}
+    if marks:
+        fields = _with_discards(fields, marks)
     with DeadLetterReader(CommonSettings().kafka(), topic, group, from_beginning=args.all) as reader:
         if args.letters:
             for letter in reader.letters():
-                print(json.dumps(summary(letter, esp_of(letter)), ensure_ascii=False), flush=True)
+                mark = marks.get((letter.partition(), letter.offset()))
+                listed = {**summary(letter, esp_of(letter)), **(mark.as_json() if mark else {})}
+                print(json.dumps(listed, ensure_ascii=False), flush=True)
             return 0
         groups = group_letters(reader.letters(), fields)
     if args.json:
@@ -69,6 +86,18 @@ def _list(args: argparse.Namespace) -> int:
     else:
         print(listing_text(topic, groups, pending_only=not args.all), end="")
     return 0
+
+
+def _with_discards(
+    fields: "Callable[[Message], dict[str, str]]", marks: "dict[tuple[int, int], Discarded]"
+) -> "Callable[[Message], dict[str, str]]":
+    """``fields`` and, last, why a letter was discarded ("-": it was not)."""
+
+    def with_discard(letter: "Message") -> dict[str, str]:
+        mark = marks.get((letter.partition(), letter.offset()))
+        return {**fields(letter), "discarded": mark.reason if mark else "-"}
+
+    return with_discard
 
 
 def _letter_fields(group: str | None) -> "tuple[Callable[[Message], str | None], Callable[[Message], dict[str, str]]]":
@@ -86,6 +115,7 @@ def _letter_fields(group: str | None) -> "tuple[Callable[[Message], str | None],
 def _event_decoder() -> "EventDeserializer":
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
+    from espstream.plumbing.discards import Discarded
     from espstream.schemas.avro import EventDeserializer
 
     return EventDeserializer(SchemaRegistryClient(CommonSettings().registry()))
@@ -111,6 +141,25 @@ def _show(args: argparse.Namespace) -> int:
 
         decoded = event_text(letter, _event_decoder())
     print(render_letter(letter, decoded), end="")
+    from espstream.plumbing.discards import discarded
+
+    mark = discarded(CommonSettings().kafka(), topic).get((partition, offset))
+    if mark is not None:
+        print(f"discarded: {mark.at} by {mark.by}: {mark.reason}")
+    return 0
+
+
+def _discard(args: argparse.Namespace) -> int:
+    from espstream.plumbing.discards import NotPending, discard
+
+    topic, group = _dead_letters(args.group)
+    try:
+        for outcome in discard(CommonSettings(), topic, group, args.positions, args.reason, args.by):
+            print(json.dumps(asdict(outcome), ensure_ascii=False), flush=True)
+    except NotPending as error:
+        print(f"espstream dlq discard: no pending letter at {error} on {topic} (see `dlq list --letters`); nothing was discarded",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -331,3 +331,42 @@ def test_redrive_turns_fixed_letters_into_the_events_of_a_normal_run_and_counts_
     assert all(o["note"].startswith("tried") for o in outcomes)
     assert count_records(bootstrap, env["ESPSTREAM_DLQ_TOPIC"]) == before
     assert listing(env)["letters"] == 4
+
+
+def test_discard_marks_letters_done_with_the_reason_kept_for_list_all_and_show(
+    env: dict[str, str], tmp_path: Path, records: dict[str, RawRecord]
+) -> None:
+    hopeless = [records[name] for name in ("postmark-not-json", "mailgun-not-json", "postmark-binary", "unknown-esp")]
+    stored = dead_lettered(env, tmp_path, hopeless)
+    target = letter_of(stored, records["unknown-esp"])
+    where = f"{target.partition()}:{target.offset()}"
+    before = [m for m in stored if m.partition() == target.partition() and m.offset() < target.offset()]
+
+    done = espstream(env, "dlq", "discard", where, "--reason", "no such ESP: never ours", "--by", "ops-alice")
+    assert done.returncode == 0, done.stderr
+    outcomes = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(o["partition"], o["offset"], o["result"]) for o in outcomes if o["result"] == "discarded"] == [
+        (target.partition(), target.offset(), "discarded")
+    ]
+    # Pending letters before it in its partition were copied to the end: still pending.
+    assert sorted(o["offset"] for o in outcomes if o["result"] == "left pending") == [m.offset() for m in before]
+
+    pending = [json.loads(line) for line in espstream(env, "dlq", "list", "--letters").stdout.splitlines()]
+    assert sorted(l["esp"] for l in pending) == ["mailgun", "postmark", "postmark"]
+    assert listing(env)["letters"] == 3
+    everything = [json.loads(line) for line in espstream(env, "dlq", "list", "--all", "--letters").stdout.splitlines()]
+    [mark] = [l for l in everything if (l["partition"], l["offset"]) == (target.partition(), target.offset())]
+    assert (mark["discarded-reason"], mark["discarded-by"]) == ("no such ESP: never ours", "ops-alice")
+    assert datetime.fromisoformat(mark["discarded-at"]).tzinfo is not None
+    assert all("discarded-reason" not in l for l in everything if l is not mark)
+    table = espstream(env, "dlq", "list", "--all").stdout
+    assert "DISCARDED" in table.splitlines()[0]
+    assert [line for line in table.splitlines() if "nosuchesp" in line][0].count("no such ESP: never ours") == 1
+    shown = espstream(env, "dlq", "show", where)
+    assert shown.stdout.splitlines()[-1].endswith("by ops-alice: no such ESP: never ours")
+
+    # Done: not discarded twice, not redriven.
+    again = espstream(env, "dlq", "discard", where, "--reason", "twice")
+    assert again.returncode == 1 and f"no pending letter at {where}" in again.stderr
+    outcomes, _ = redrive(env, failing=3)
+    assert sorted(o["esp"] for o in outcomes) == ["mailgun", "postmark", "postmark"]
