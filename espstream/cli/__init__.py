@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import audit, dlq, export, group, replay, services, tail, topics
+from . import audit, console, dlq, export, group, replay, services, tail, topics
 
 
 def parser() -> argparse.ArgumentParser:
@@ -12,7 +12,7 @@ def parser() -> argparse.ArgumentParser:
         description="ESP tracking webhooks in, normalized Avro events out. Settings: ESPSTREAM_* variables.",
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (services, tail, dlq, group, topics, audit, replay, export):
+    for command in (services, tail, dlq, group, topics, audit, replay, export, console):
         command.add(commands)
     return top
 
