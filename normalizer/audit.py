@@ -40,7 +40,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from espstream import __version__
 from espstream.plumbing.outcomes import Outcomes, RecordOutcome
 from espstream.plumbing.reader import NoSuchTopic, TopicReader
-from espstream.plumbing.times import millis
+from espstream.plumbing.times import format_time, millis
 from espstream.schemas import raw
 from espstream.schemas.avro import EventDeserializer, registry_unreachable
 
@@ -294,7 +294,7 @@ _WIDTHS = [max(len(heading), 7) + 2 for heading in HEADINGS]
 
 def render(report: AuditReport) -> str:
     """The report as an operator reads it."""
-    span = f"{report.start or 'the beginning'} .. {report.end or 'now'}"
+    span = f"{format_time(report.start) if report.start else 'the beginning'} .. {format_time(report.end) if report.end else 'now'}"
     lines = [
         f"raw topic {report.raw_topic}, {span}; outcomes on {report.normalized_topic} and {report.dlq_topic}",
         "",
@@ -309,7 +309,7 @@ def render(report: AuditReport) -> str:
             state = "committed by the normalizer: LOST" if example.committed else "not committed yet: the normalizer has not finished it"
             lines.append(
                 f"  {example.partition}:{example.offset}  request {example.request_id}  {example.esp}  "
-                f"received {example.received_at}: {example.expected}  ({state})"
+                f"received {format_time(example.received_at) if example.received_at else None}: {example.expected}  ({state})"
             )
     if report.totals.checked_by_index_only:
         lines.append(

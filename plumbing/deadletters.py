@@ -13,7 +13,6 @@ import base64
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, Message, TopicPartition
@@ -22,6 +21,7 @@ from espstream.schemas import raw
 
 from .producer import DurableProducer
 from .reader import NoSuchTopic, TopicReader
+from .times import format_time
 
 DLQ_PREFIX = "dlq-"
 # Characters of an error message shown beside a group of letters.
@@ -256,7 +256,7 @@ def _timestamp(letter: Message) -> str:
     kind, millis = letter.timestamp()
     if kind == TIMESTAMP_NOT_AVAILABLE:
         return "(none)"
-    return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds")
+    return format_time(millis)
 
 
 def listing_json(topic: str, groups: list[LetterGroup], pending_only: bool) -> dict[str, Any]:

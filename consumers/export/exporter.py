@@ -27,7 +27,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.plumbing.config import CommonSettings
 from espstream.plumbing.reader import Bounds, NoSuchTopic, TopicReader
-from espstream.plumbing.times import millis
+from espstream.plumbing.times import format_time, millis
 
 from .dates import WriterSchemas
 from .errors import ExportError, UndecodableRecord
@@ -76,9 +76,9 @@ class Summary:
         return totals
 
     def lines(self) -> list[str]:
-        since = self.start.isoformat() if self.start else "the beginning"
+        since = format_time(self.start) if self.start else "the beginning"
         lines = [
-            f"exported {self.events} events of {self.topic} written from {since} until {self.end.isoformat()}"
+            f"exported {self.events} events of {self.topic} written from {since} until {format_time(self.end)}"
             f" to {self.out_dir}: {len(self.files)} files, {self.bytes} bytes"
         ]
         for event_date, totals in self.dates.items():
@@ -124,7 +124,7 @@ class Exporter:
         self.start = start
         self.end = end if end is not None else datetime.now(UTC)
         if start is not None and start >= self.end:
-            raise ValueError(f"the range is empty: {start.isoformat()} is not before {self.end.isoformat()}")
+            raise ValueError(f"the range is empty: {format_time(start)} is not before {format_time(self.end)}")
         if not 0 <= compression_level <= 9:
             raise ValueError(f"compression level {compression_level} is not 0-9")
         self.compression_level = compression_level
@@ -140,7 +140,7 @@ class Exporter:
         """Write the files; the summary of what was written. Raises ExportError."""
         summary = Summary(self.topic, self.out_dir, self.start, self.end)
         log.info("exporting %s written from %s until %s to %s", self.topic,
-                 self.start.isoformat() if self.start else "the beginning", self.end.isoformat(), self.out_dir)
+                 format_time(self.start) if self.start else "the beginning", format_time(self.end), self.out_dir)
         partitions: dict[int, PartitionExport] = {}
         try:
             with TopicReader(self.settings.kafka(), self.topic) as reader:
