@@ -3,8 +3,10 @@
 Reads by ``assign()``, with no consumer group: nothing is committed, no group
 rebalances, and any number of tails run beside the real consumers. By default
 it starts at the end of each partition (events that arrive from now on);
-``from_beginning`` reads the whole topic. It runs until stopped (Ctrl-C,
-SIGTERM) or until its output is closed (``espstream tail | head``).
+``from_beginning`` reads the whole topic, ``start`` from a time on. It runs
+until stopped (Ctrl-C, SIGTERM), until its output is closed (``espstream tail |
+head``), until ``count`` events were printed, or (``exit_at_end``) to the end
+of the topic as it was at the start: the bounded read of plumbing.reader.
 """
 
 import dataclasses
@@ -22,19 +24,20 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     TIMESTAMP_CREATE_TIME,
     TIMESTAMP_LOG_APPEND_TIME,
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     KafkaError,
+    KafkaException,
     Message,
     TopicPartition,
 )
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.plumbing.config import CommonSettings
-from espstream.plumbing.reader import NoSuchTopic, TopicReader
+from espstream.plumbing.reader import Bounds, NoSuchTopic, TopicReader
+from espstream.plumbing.times import format_time, millis
 from espstream.schemas import TrackingEvent
 from espstream.schemas.avro import EVENT_TYPES, EventDeserializer, registry_unreachable
 from espstream.schemas.esps import esp_slug
@@ -65,10 +68,18 @@ class Tail:
         esps: Collection[str] | None = None,
         event_types: Collection[str] | None = None,
         from_beginning: bool = False,
+        start: datetime | None = None,
+        count: int | None = None,
+        exit_at_end: bool = False,
         envelope: bool = False,
         out: TextIO = sys.stdout,
     ):
         """``esps`` (slugs or names) and ``event_types`` narrow what is printed; None prints all.
+
+        It starts at the end of each partition, ``from_beginning`` at its first record,
+        or at the first record written at ``start`` or later. ``count``: stop after
+        printing that many events; ``exit_at_end``: stop at each partition's end as it
+        was when the tail started (kcat's ``-e``).
 
         ``envelope`` prints kcat's ``-J`` shape (topic, partition, offset, tstype, ts,
         headers, key, payload, value_schema_id) instead of the bare event.
@@ -78,6 +89,9 @@ class Tail:
         self.esps = frozenset(esp_slug(name) for name in esps) if esps else None
         self.event_types = frozenset(event_type(name) for name in event_types) if event_types else None
         self.from_beginning = from_beginning
+        self.start = start
+        self.remaining = count
+        self.exit_at_end = exit_at_end
         self.envelope = envelope
         self.out = out
         self._stopping = False
@@ -87,7 +101,19 @@ class Tail:
         self._stopping = True
 
     def run(self) -> None:
-        """Print events until stopped or the output is closed. Raises TailError."""
+        """Print events until stopped, the output is closed, ``count`` were printed or (``exit_at_end``) the end. Raises TailError."""
+        with TopicReader(self.settings.kafka(), self.topic, METADATA_TIMEOUT_SECONDS) as reader:
+            bounds = self._bounds(reader)
+            where = "the beginning" if self.from_beginning else format_time(self.start) if self.start else "the end"
+            log.info("tailing %s from %s%s", self.topic, where, " to its end" if self.exit_at_end else "")
+            if self.exit_at_end:
+                records = reader.range(bounds)
+                while not records.finished and self._go_on(records.batch(500, timeout=POLL_SECONDS)):
+                    pass
+                return
+        self._follow(bounds)
+
+    def _follow(self, bounds: Bounds) -> None:
         consumer = Consumer(
             self.settings.kafka(
                 **{
@@ -98,32 +124,39 @@ class Tail:
             )
         )
         try:
-            consumer.assign(self._start_positions())
-            log.info("tailing %s from the %s", self.topic, "beginning" if self.from_beginning else "end")
-            while not self._stopping:
-                messages = consumer.consume(500, timeout=POLL_SECONDS)
-                if messages and not self._print(messages):
-                    return
-                if _reader_gone(self.out):
-                    _silence_stdout(self.out)
-                    return
+            consumer.assign([TopicPartition(self.topic, p, start) for p, (start, _end) in bounds.items()])
+            while self._go_on(consumer.consume(500, timeout=POLL_SECONDS)):
+                pass
         finally:
             consumer.close()
 
-    def _start_positions(self) -> list[TopicPartition]:
-        with TopicReader(self.settings.kafka(), self.topic, METADATA_TIMEOUT_SECONDS) as reader:
-            try:
-                partitions = reader.partitions()
-            except NoSuchTopic:
-                raise TailError(f"topic {self.topic!r} does not exist") from None
+    def _bounds(self, reader: TopicReader) -> Bounds:
+        """Where each partition starts (and, for ``exit_at_end``, ends): the beginning, ``start``, or the end now."""
+        try:
             if self.from_beginning:
-                return [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions]
+                return reader.bounds()
+            if self.start is not None:
+                return reader.bounds(since=millis(self.start))
             # Resolved now rather than left to OFFSET_END, so everything after "tailing" is printed.
-            return [TopicPartition(self.topic, p, end) for p, end in reader.ends(partitions).items()]
+            return {p: (end, end) for p, end in reader.ends(reader.partitions()).items()}
+        except NoSuchTopic:
+            raise TailError(f"topic {self.topic!r} does not exist") from None
+
+    def _go_on(self, messages: list[Message]) -> bool:
+        """Print the wanted events of ``messages``; False once stopped, the reader went away or ``count`` were printed."""
+        if self._stopping or (messages and not self._print(messages)):
+            return False
+        if _reader_gone(self.out):
+            _silence_stdout(self.out)
+            return False
+        return self.remaining is None or self.remaining > 0
 
     def _print(self, messages: list[Message]) -> bool:
-        """Write the wanted events; False once the reader went away."""
+        """Write the wanted events (no more than ``count`` in all); False once the reader went away."""
         lines = [line for line in map(self._line, messages) if line is not None]
+        if self.remaining is not None:
+            lines = lines[: self.remaining]
+            self.remaining -= len(lines)
         try:
             if lines:
                 self.out.write("".join(lines))
@@ -180,6 +213,9 @@ def run(settings: CommonSettings, **options: Any) -> int:
         tail.run()
     except TailError as error:
         print(f"espstream tail: {error}", file=sys.stderr)
+        return 1
+    except KafkaException as error:  # the broker went away while reading
+        print(f"espstream tail: {error.args[0].str()}", file=sys.stderr)
         return 1
     finally:
         for sig, handler in previous.items():

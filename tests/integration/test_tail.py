@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -234,3 +235,53 @@ def test_a_missing_topic_is_an_error_not_a_hang(env: dict[str, str], tmp_path: P
     tail = Tail(env, ["--topic", f"no-such-topic-{uuid.uuid4().hex[:8]}"], tmp_path / "tail.err")
     assert tail.process.wait(30) == 1
     assert "does not exist" in tail.stderr()
+
+
+def run_tail(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """A tail that ends by itself (-c, -e): its output once it has."""
+    return subprocess.run(
+        [sys.executable, "-m", "espstream", "tail", *args],
+        env={**os.environ, **env}, capture_output=True, text=True, encoding="utf-8", timeout=60,
+    )  # fmt: skip
+
+
+def message_ids(output: str) -> list[str]:
+    return [json.loads(line)["message_id"] for line in output.splitlines()]
+
+
+def test_count_exits_after_n_events(env: dict[str, str]) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    for message_id in ids:
+        produce_webhook(env, "postmark", postmark("Delivery", message_id))
+    result = run_tail(env, "--from-beginning", "-c", "2")
+    assert result.returncode == 0, result.stderr
+    assert message_ids(result.stdout) == ids[:2]
+
+
+def test_exit_at_the_end_prints_what_is_there_then_ends(env: dict[str, str]) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    for message_id in ids:
+        produce_webhook(env, "postmark", postmark("Delivery", message_id))
+    produce_webhook(env, "postmark", postmark("Bounce", str(uuid.uuid4())))
+    result = run_tail(env, "-e", "--from-beginning", "--type", "delivered")
+    assert result.returncode == 0, result.stderr
+    assert message_ids(result.stdout) == ids
+    # From the end (the default), there is nothing to print: it ends at once.
+    assert run_tail(env, "-e").stdout == ""
+
+
+def test_from_a_time_starts_at_the_events_written_since(env: dict[str, str]) -> None:
+    from datetime import UTC, datetime
+
+    old, new = str(uuid.uuid4()), str(uuid.uuid4())
+    produce_webhook(env, "postmark", postmark("Delivery", old))
+    time.sleep(0.05)
+    since = datetime.now(UTC)
+    time.sleep(0.05)
+    produce_webhook(env, "postmark", postmark("Delivery", new))
+    result = run_tail(env, "--from", since.isoformat(), "-e")
+    assert result.returncode == 0, result.stderr
+    assert message_ids(result.stdout) == [new]
+    # Followed from that time, without -e: the same event first.
+    followed = run_tail(env, "--from", since.isoformat(), "-c", "1")
+    assert message_ids(followed.stdout) == [new]
