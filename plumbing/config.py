@@ -30,6 +30,9 @@ class CommonSettings(BaseSettings):
     raw_topic: str = "tracking.raw"
     normalized_topic: str = "tracking.normalized"
     dlq_topic: str = "tracking.dlq"
+    # `espstream status`'s compacted state: each message's status, each suppressed address.
+    status_topic: str = "tracking.status"
+    suppressions_topic: str = "tracking.suppressions"
     topic_partitions: int = 6
     topic_replication_factor: int = 1
     # Retention (Kafka's retention.ms, and retention.bytes per partition); -1 keeps records

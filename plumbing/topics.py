@@ -30,7 +30,7 @@ REPLICATION_FACTOR = "replication factor"
 
 
 def wanted_topics(settings: CommonSettings) -> list[NewTopic]:
-    """The pipeline's topics as they should be: raw, normalized, the normalizer's dead letters."""
+    """The pipeline's topics as they should be: raw, normalized, the normalizer's dead letters, the status state."""
     normalized_config = {"max.message.bytes": str(settings.max_record_bytes)}
     normalized_config |= _retention(settings.normalized_retention_ms, settings.normalized_retention_bytes)
     return [
@@ -46,7 +46,14 @@ def wanted_topics(settings: CommonSettings) -> list[NewTopic]:
         ),
         NewTopic(settings.normalized_topic, settings.topic_partitions, settings.topic_replication_factor, config=normalized_config),
         retained_topic(settings, settings.dlq_topic),
+        compacted_topic(settings, settings.status_topic),
+        compacted_topic(settings, settings.suppressions_topic),
     ]
+
+
+def compacted_topic(settings: CommonSettings, name: str) -> NewTopic:
+    """A state topic of `espstream status`: the last value per key is the state, so older ones may go."""
+    return NewTopic(name, settings.topic_partitions, settings.topic_replication_factor, config={"cleanup.policy": "compact"})
 
 
 def retained_topic(settings: CommonSettings, name: str) -> NewTopic:

@@ -314,3 +314,9 @@ def _metadata_branch(value: Any) -> Any:
 @cache
 def parsed_schema() -> Any:
     return parse_schema(json.loads(schema_str()))
+
+
+@cache
+def state_schema_str(name: str) -> str:
+    """The text of ``schemas/<name>.avsc`` for the state records of `espstream status`: MessageStatus, Suppression."""
+    return Path(__file__).with_name(f"{name}.avsc").read_text()
