@@ -42,15 +42,10 @@ def subscription(message_id: str, recipient: str, when: str, suppress: bool) -> 
 
 @pytest.fixture
 def env(broker: EmbeddedBroker, registry_url: str) -> dict[str, str]:
+    """Topics of this test's own (the state topics included), and a group of its own."""
     env = fresh_settings(broker.bootstrap_servers, registry_url)
-    prefix = env["ESPSTREAM_RAW_TOPIC"].removesuffix(".raw")
-    return {
-        **env,
-        "ESPSTREAM_STATUS_TOPIC": f"{prefix}.status",
-        "ESPSTREAM_SUPPRESSIONS_TOPIC": f"{prefix}.suppressions",
-        "ESPSTREAM_STATUS_GROUP": f"{prefix}-status",
-        "ESPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "6000",
-    }
+    group = env["ESPSTREAM_NORMALIZER_GROUP"].replace("-normalizer", "-status")
+    return {**env, "ESPSTREAM_STATUS_GROUP": group, "ESPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "6000"}
 
 
 def status_service(env: dict[str, str], tmp_path: Path) -> Service:

@@ -65,25 +65,32 @@ def create(admin: AdminClient, *topics: NewTopic) -> None:
 def test_ensure_creates_every_topic_with_its_settings_then_finds_them_as_wanted(env, admin):
     raw, normalized, dlq = env["ESPSTREAM_RAW_TOPIC"], env["ESPSTREAM_NORMALIZED_TOPIC"], env["ESPSTREAM_DLQ_TOPIC"]
     billing, audit = f"{normalized}.dlq.billing", f"{normalized}.dlq.audit"
+    status, suppressions = env["ESPSTREAM_STATUS_TOPIC"], env["ESPSTREAM_SUPPRESSIONS_TOPIC"]
     # The consumer runner creates its group's dead-letter topic itself, as here.
     create_missing(settings_from_env(env), [retained_topic(settings_from_env(env), billing)])
 
     first = ensure(env, "--group", "billing", "--group", "audit")
 
     assert first.returncode == 0, first.stderr
-    assert lines(first) == [f"{raw}: created", f"{normalized}: created", f"{dlq}: created", f"{billing}: ok", f"{audit}: created"]
+    assert lines(first) == [
+        f"{raw}: created", f"{normalized}: created", f"{dlq}: created", f"{status}: created", f"{suppressions}: created",
+        f"{billing}: ok", f"{audit}: created",
+    ]
     assert configs(admin, raw) == {**FOREVER, "max.message.bytes": DEAD_LETTER_BYTES}
     # Derived data: retention is the broker's own unless configured.
     assert configs(admin, normalized) == {"max.message.bytes": RECORD_BYTES}
     for letters in (dlq, billing, audit):
         assert configs(admin, letters) == {**FOREVER, "max.message.bytes": DEAD_LETTER_BYTES}
-    for topic in (raw, normalized, dlq, billing, audit):
+    # espstream status's state: the last value per key.
+    for state in (status, suppressions):
+        assert configs(admin, state) == {"cleanup.policy": "compact"}
+    for topic in (raw, normalized, dlq, status, suppressions, billing, audit):
         assert partitions(admin, topic) == 3
 
     again = ensure(env, "--group", "billing,audit")
 
     assert again.returncode == 0, again.stderr
-    assert lines(again) == [f"{topic}: ok" for topic in (raw, normalized, dlq, billing, audit)]
+    assert lines(again) == [f"{topic}: ok" for topic in (raw, normalized, dlq, status, suppressions, billing, audit)]
 
 
 def test_retention_comes_from_the_settings(env, admin):
@@ -138,6 +145,8 @@ def test_existing_topics_that_differ_are_reported_and_left_alone(env, admin):
         f" max.message.bytes is 1048588, wanted {RECORD_BYTES}",
         f"{dlq}: differs: replication factor is 1, wanted 2 {reassign}; retention.ms not reported by the broker;"
         " retention.bytes not reported by the broker; max.message.bytes not reported by the broker",
+        f"{env['ESPSTREAM_STATUS_TOPIC']}: created",
+        f"{env['ESPSTREAM_SUPPRESSIONS_TOPIC']}: created",
         f"{billing}: differs: replication factor is 1, wanted 2 {reassign}",
     ]
     assert configs(admin, raw)["retention.ms"] == WEEK_MS
@@ -170,7 +179,8 @@ def test_fix_sets_the_configs_and_says_what_it_could_not_do(env, admin):
     fixed = ensure(env, "--fix")
 
     assert fixed.returncode == 1
-    [raw_line, normalized_line, dlq_line] = lines(fixed)
+    [raw_line, normalized_line, dlq_line, *state_lines] = lines(fixed)
+    assert state_lines == [f"{env[name]}: created" for name in ("ESPSTREAM_STATUS_TOPIC", "ESPSTREAM_SUPPRESSIONS_TOPIC")]
     # This broker does not implement CreatePartitions: the raw topic keeps 2.
     assert raw_line.startswith(f"{raw}: differs: partitions is 2, wanted 3; retention.ms was {WEEK_MS}, now -1; adding partitions failed: ")
     assert "CreatePartitions" in raw_line
@@ -189,6 +199,7 @@ def test_fix_sets_the_configs_and_says_what_it_could_not_do(env, admin):
         f"{raw}: differs: partitions is 2, wanted 3",
         f"{normalized}: differs: partitions is 5, wanted 3 (partitions are never removed)",
         f"{dlq}: ok",
+        *(f"{env[name]}: ok" for name in ("ESPSTREAM_STATUS_TOPIC", "ESPSTREAM_SUPPRESSIONS_TOPIC")),
     ]
     assert after.returncode == 1
 
@@ -199,4 +210,5 @@ def test_fix_on_topics_as_wanted_changes_nothing(env, admin):
     result = ensure(env, "--fix")
 
     assert result.returncode == 0
-    assert lines(result) == [f"{env[name]}: ok" for name in ("ESPSTREAM_RAW_TOPIC", "ESPSTREAM_NORMALIZED_TOPIC", "ESPSTREAM_DLQ_TOPIC")]
+    names = ("ESPSTREAM_RAW_TOPIC", "ESPSTREAM_NORMALIZED_TOPIC", "ESPSTREAM_DLQ_TOPIC", "ESPSTREAM_STATUS_TOPIC", "ESPSTREAM_SUPPRESSIONS_TOPIC")
+    assert lines(result) == [f"{env[name]}: ok" for name in names]

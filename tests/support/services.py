@@ -66,6 +66,8 @@ def own_topics(bootstrap_servers: str, registry_url: str | None = None, partitio
         "ESPSTREAM_RAW_TOPIC": f"{prefix}.raw",
         "ESPSTREAM_NORMALIZED_TOPIC": f"{prefix}.normalized",
         "ESPSTREAM_DLQ_TOPIC": f"{prefix}.dlq",
+        "ESPSTREAM_STATUS_TOPIC": f"{prefix}.status",
+        "ESPSTREAM_SUPPRESSIONS_TOPIC": f"{prefix}.suppressions",
         "ESPSTREAM_TOPIC_PARTITIONS": str(partitions),
         "ESPSTREAM_NORMALIZER_GROUP": f"{prefix}-normalizer",
     }
