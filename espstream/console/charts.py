@@ -107,7 +107,8 @@ def _frame(r: Rates, top_value: float, label: Callable[[float], str]) -> Chart:
 
 def events_chart(r: Rates) -> Chart:
     """Stacked bars: each bucket's events, a colour per ESP."""
-    top_value = _nice_ceiling(max(r.totals, default=0))
+    # Four grid steps of a round size: labels of whole numbers.
+    top_value = 4 * _nice_ceiling(max(max(r.totals, default=0), 4) / 4)
     chart = _frame(r, top_value, lambda v: f"{v:,.0f}")
     step = (WIDTH - LEFT) / r.buckets
     scale = (chart.bottom - TOP) / top_value
