@@ -28,6 +28,7 @@ DEMO_GROUP = "espstream-demo"
 GATEWAY_METRICS_PORT = 9100
 NORMALIZER_METRICS_PORT = 9101
 DEMO_CONSUMER_METRICS_PORT = 9102
+STATUS_METRICS_PORT = 9103
 
 
 class StackSettings(CommonSettings):
@@ -79,6 +80,7 @@ def run_stack() -> int:
     gateway_env.setdefault("ESPSTREAM_GATEWAY_METRICS_PORT", str(GATEWAY_METRICS_PORT))
     normalizer_env = {**env, "ESPSTREAM_NORMALIZER_METRICS_PORT": env.get("ESPSTREAM_NORMALIZER_METRICS_PORT", str(NORMALIZER_METRICS_PORT))}
     consumer_env = {**env, "ESPSTREAM_CONSUMER_METRICS_PORT": env.get("ESPSTREAM_CONSUMER_METRICS_PORT", str(DEMO_CONSUMER_METRICS_PORT))}
+    status_env = {**env, "ESPSTREAM_STATUS_METRICS_PORT": env.get("ESPSTREAM_STATUS_METRICS_PORT", str(STATUS_METRICS_PORT))}
     listeners = [
         ("the embedded broker", "ESPSTREAM_EMBEDDED_KAFKA_PORT", stack.embedded_kafka_port if embedded_broker else 0),
         ("the development registry", "ESPSTREAM_REGISTRY_PORT", stack.registry_port if dev_registry else 0),
@@ -89,6 +91,7 @@ def run_stack() -> int:
                 ("gateway", "ESPSTREAM_GATEWAY_METRICS_PORT", gateway_env),
                 ("normalizer", "ESPSTREAM_NORMALIZER_METRICS_PORT", normalizer_env),
                 ("demo consumer", "ESPSTREAM_CONSUMER_METRICS_PORT", consumer_env),
+                ("status service", "ESPSTREAM_STATUS_METRICS_PORT", status_env),
             )
         ),
     ]
@@ -119,7 +122,7 @@ def run_stack() -> int:
             env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
             kept = f"durable, data in {stack.data_dir}/" if durable else "memory only: nothing is kept after a stop"
             print(f"embedded broker ({kept}) on {broker.bootstrap_servers}, log {log_path}", flush=True)
-        for service_env in (gateway_env, normalizer_env, consumer_env):
+        for service_env in (gateway_env, normalizer_env, consumer_env, status_env):
             service_env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"] = env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"]
         settings = CommonSettings(kafka_bootstrap_servers=env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"])
         ensure_topics(settings)
@@ -129,7 +132,7 @@ def run_stack() -> int:
             env.setdefault("ESPSTREAM_REGISTRY_HOST", "127.0.0.1")
             env["ESPSTREAM_REGISTRY_PORT"] = str(stack.registry_port)
             children.append(Child("registry", ["registry"], env))
-        for service_env in (gateway_env, normalizer_env, consumer_env):
+        for service_env in (gateway_env, normalizer_env, consumer_env, status_env):
             service_env["ESPSTREAM_SCHEMA_REGISTRY_URL"] = env["ESPSTREAM_SCHEMA_REGISTRY_URL"]
         registry = urlsplit(env["ESPSTREAM_SCHEMA_REGISTRY_URL"])
         wait_for_port(registry.hostname or "127.0.0.1", registry.port or 80, timeout=30)
@@ -145,8 +148,9 @@ def run_stack() -> int:
         children.append(Child("gateway", ["gateway"], gateway_env))
         children.append(Child("normalizer", ["normalize"], normalizer_env))
         children.append(Child("demo consumer", ["consume", "espstream.consumers.demo", "--group", DEMO_GROUP], consumer_env))
+        children.append(Child("status", ["status"], status_env))
         wait_for_port("127.0.0.1", stack.gateway_port, timeout=30)
-        _announce(stack.gateway_port, env.get("ESPSTREAM_WEBHOOK_SECRET"), _metrics_urls(gateway_env, normalizer_env, consumer_env))
+        _announce(stack.gateway_port, env.get("ESPSTREAM_WEBHOOK_SECRET"), _metrics_urls(gateway_env, normalizer_env, consumer_env, status_env))
 
         while not stop_requested:
             for child in children:
@@ -196,7 +200,7 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _metrics_urls(gateway_env: dict[str, str], normalizer_env: dict[str, str], consumer_env: dict[str, str]) -> str:
+def _metrics_urls(gateway_env: dict[str, str], normalizer_env: dict[str, str], consumer_env: dict[str, str], status_env: dict[str, str]) -> str:
     """Where each service's metrics are, as its settings say (0: not served)."""
     host = gateway_env.get("ESPSTREAM_METRICS_HOST", "127.0.0.1")
     urls = []
@@ -204,6 +208,7 @@ def _metrics_urls(gateway_env: dict[str, str], normalizer_env: dict[str, str], c
         (gateway_env, "ESPSTREAM_GATEWAY_METRICS_PORT"),
         (normalizer_env, "ESPSTREAM_NORMALIZER_METRICS_PORT"),
         (consumer_env, "ESPSTREAM_CONSUMER_METRICS_PORT"),
+        (status_env, "ESPSTREAM_STATUS_METRICS_PORT"),
     ):
         port = int(env.get(name) or 0)
         if port:

@@ -34,6 +34,7 @@ def stack_env(data_dir: Path) -> dict[str, str]:
         "ESPSTREAM_GATEWAY_METRICS_PORT": "0",
         "ESPSTREAM_NORMALIZER_METRICS_PORT": "0",
         "ESPSTREAM_CONSUMER_METRICS_PORT": "0",
+        "ESPSTREAM_STATUS_METRICS_PORT": "0",
         "ESPSTREAM_LOG_LEVEL": "WARNING",
     }
 
