@@ -71,7 +71,7 @@ def build(settings: ConsoleSettings, receivers: bool = False) -> Console:
         after_refresh=status.refresh if status is not None else None,
     )
     return Console(
-        settings, index, RecentEvents(settings, EventDeserializer(SchemaRegistryClient(registry))),
+        settings, index, RecentEvents(settings, EventDeserializer(SchemaRegistryClient(registry)), index),
         EventDeserializer(SchemaRegistryClient(registry)), status, Guard(settings.console_user, settings.password), receivers,
     )
 

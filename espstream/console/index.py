@@ -183,6 +183,19 @@ class EventIndex:
             events = [self._events[position] for position in positions]
         return sorted(events, key=timeline_order)
 
+    def newest(self, per_partition: int) -> list[Indexed] | None:
+        """The events among the last ``per_partition`` offsets of each partition, as of the last refresh;
+        None until the index has read the topic to its end once."""
+        if self.caught_up_at is None:
+            return None
+        with self._lock:
+            return [
+                event
+                for partition, end in self._next.items()
+                for offset in range(end - 1, max(end - per_partition, 0) - 1, -1)
+                if (event := self._events.get((partition, offset))) is not None
+            ]
+
     def at(self, partition: int, offset: int) -> Indexed | None:
         return self._events.get((partition, offset))
 

@@ -190,3 +190,24 @@ def test_the_rates_page_draws_each_esp_s_events_and_the_unknown_share(console_st
     row = re.search(r"<tr><td>postmark</td><td>([\d,]+)</td><td>[\d.]+</td><td>([\d,]+)</td>", response.text)
     assert row and int(row.group(2)) >= 1
     assert console_stack.page("/rates", hours="24").text.count("<svg") == 2
+
+
+def test_until_the_index_has_read_the_topic_recent_events_are_read_from_the_topic(console_stack: ConsoleStack) -> None:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from espstream.console.index import EventIndex
+    from espstream.console.recent import RecentEvents
+    from espstream.console.settings import ConsoleSettings
+    from espstream.schemas.avro import EventDeserializer
+
+    message_id = str(uuid.uuid4())
+    post(console_stack, delivered(message_id, "early@example.com"))
+    indexed(console_stack, message_id, 1)
+    settings = ConsoleSettings(**settings_from_env(console_stack.env).model_dump())
+    decode = EventDeserializer(SchemaRegistryClient(settings.registry()))
+    recent = RecentEvents(settings, decode, EventIndex(settings, decode))  # an index that never read anything
+    try:
+        assert message_id in [event.message_id for event in recent.newest(5)]
+        assert message_id in [event.message_id for event in recent.newest(5)]  # the reader, reused, still finds the end
+    finally:
+        recent.close()
