@@ -194,6 +194,15 @@ def run_export(args: argparse.Namespace, log_dir: Path) -> dict:
             "summary": {"figure_median": report.median_of([report.per_second(r) for r in runs])}}
 
 
+def run_console(args: argparse.Namespace, log_dir: Path) -> dict:
+    from . import console_bench
+
+    with fresh_broker(log_dir, "console") as (broker, broker_env), registry(log_dir, "console", broker_env) as (_, env):
+        result = console_bench.measure(broker.bootstrap_servers, env["ESPSTREAM_SCHEMA_REGISTRY_URL"], args.console_events, log_dir)
+    progress("  console " + ", ".join(f"{name} p95 {page['server_p95_ms']:.1f} ms" for name, page in result["pages"].items()))
+    return result
+
+
 def _module_exists(name: str) -> Callable[[], bool]:
     return lambda: importlib.util.find_spec(name) is not None
 
@@ -224,6 +233,8 @@ BENCHMARKS = [
               _module_exists("benchmarks.replay_bench")),
     Benchmark("export", "events/s of an export", ("50,000 events/s",), run_export,
               _module_exists("benchmarks.export_bench")),
+    Benchmark("console", "server time of the console's lookup and recent-events pages over 100k events", (), run_console,
+              _module_exists("benchmarks.console_bench")),
 ]
 NAMES = [b.name for b in BENCHMARKS]
 
@@ -245,6 +256,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--load-seconds", type=int, default=60, help="seconds of saturation in the load run (default 60)")
     parser.add_argument("--replay-records", type=int, default=100_000, help="records per replay run (default 100000)")
     parser.add_argument("--export-events", type=int, default=100_000, help="events per export run (default 100000)")
+    parser.add_argument("--console-events", type=int, default=100_000,
+                        help="events on the topic the console benchmark reads (default 100000)")
     return parser.parse_args(argv)
 
 
