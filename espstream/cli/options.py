@@ -2,6 +2,7 @@
 
 import argparse
 import importlib
+import os
 import sys
 from datetime import datetime
 
@@ -40,10 +41,12 @@ def position(text: str) -> tuple[int, int]:
 
 
 def load_receivers(command: str, modules: list[str], django_settings: str | None) -> bool:
-    """Set up the Django project, then import the receiver modules; False (said on stderr) if Django cannot be.
+    """Set up the Django project, then import the receiver modules; False (said on stderr) if either cannot be.
 
     Receiver modules are named like imports from the working directory. The
-    Django project comes first: the modules may use its models.
+    Django project comes first: the modules may use its models. A module that
+    cannot be imported is most often a run from another folder: the hint says
+    where it was looked for, not a traceback.
     """
     sys.path.insert(0, ".")
     if django_settings:
@@ -54,6 +57,22 @@ def load_receivers(command: str, modules: list[str], django_settings: str | None
         except DjangoUnavailable as error:
             print(f"espstream {command}: {error}", file=sys.stderr)
             return False
+        except ImportError as error:
+            _import_hint(command, "the Django settings", django_settings, error)
+            return False
     for module in modules:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            _import_hint(command, "the receiver module", module, error)
+            return False
     return True
+
+
+def _import_hint(command: str, what: str, module: str, error: ImportError) -> None:
+    print(
+        f"espstream {command}: cannot import {what} {module!r}: {error}\n"
+        f"  it is imported as from the working directory ({os.getcwd()}) and PYTHONPATH"
+        f" ({os.environ.get('PYTHONPATH') or 'not set'}): run from the project's folder, or add it to PYTHONPATH",
+        file=sys.stderr,
+    )

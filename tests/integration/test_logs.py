@@ -195,7 +195,7 @@ def test_an_unknown_log_format_stops_any_command(tmp_path: Path) -> None:
         env={**os.environ, "ESPSTREAM_LOG_FORMAT": "xml"}, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2
-    assert "log_format" in result.stderr
+    assert result.stderr == "espstream topics ensure: ESPSTREAM_LOG_FORMAT: Input should be 'json' or 'text'\n"
 
 
 def test_an_async_receivers_log_lines_carry_the_request_id_of_the_event_in_hand() -> None:
