@@ -21,7 +21,6 @@ Metrics (consumers.metrics) are served on ESPSTREAM_CONSUMER_METRICS_PORT, with 
 
 import logging
 import queue
-import signal as signals
 import threading
 import time
 import zlib
@@ -33,8 +32,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.plumbing.batches import durable_consumer_config
 from espstream.plumbing.deadletters import DeadLetterWriter
+from espstream.plumbing.lifecycle import run_until_signalled
 from espstream.plumbing.logs import REQUEST_ID
-from espstream.plumbing.metrics import ConsumerLag, Liveness, MetricsPortUnavailable, serve
+from espstream.plumbing.metrics import ConsumerLag, Liveness, serve
 from espstream.plumbing.topics import create_missing, retained_topic
 from espstream.schemas import TrackingEvent, raw
 from espstream.schemas.avro import EventDeserializer, registry_unreachable
@@ -413,11 +413,4 @@ def _max_poll_interval_ms(settings: ConsumerSettings, concurrency: int) -> int:
 def run(
     group: str, signal: Signal = tracking, settings: ConsumerSettings | None = None, concurrency: int | None = None
 ) -> None:
-    runner = TrackingConsumer(group, signal, settings, concurrency)
-    signals.signal(signals.SIGTERM, runner.stop)
-    signals.signal(signals.SIGINT, runner.stop)
-    try:
-        runner.run()
-    except MetricsPortUnavailable as error:  # a setting to fix, not a crash
-        log.error("cannot serve metrics: %s", error)
-        raise SystemExit(2) from None
+    run_until_signalled(TrackingConsumer(group, signal, settings, concurrency), log)

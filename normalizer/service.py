@@ -7,14 +7,14 @@ probes /healthz and /readyz.
 """
 
 import logging
-import signal
 import time
 
 from confluent_kafka import KafkaError, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from espstream.plumbing.batches import BatchWorker
-from espstream.plumbing.metrics import ConsumerLag, MetricsPortUnavailable, serve
+from espstream.plumbing.lifecycle import run_until_signalled
+from espstream.plumbing.metrics import ConsumerLag, serve
 from espstream.schemas import raw
 from espstream.schemas.avro import EventSerializer
 
@@ -129,11 +129,4 @@ def _text(value: bytes | None) -> str | None:
 
 
 def run(settings: NormalizerSettings | None = None) -> None:
-    service = NormalizerService(settings)
-    signal.signal(signal.SIGTERM, service.stop)
-    signal.signal(signal.SIGINT, service.stop)
-    try:
-        service.run()
-    except MetricsPortUnavailable as error:  # a setting to fix, not a crash
-        log.error("cannot serve metrics: %s", error)
-        raise SystemExit(2) from None
+    run_until_signalled(NormalizerService(settings), log)

@@ -10,7 +10,6 @@ first, so a key another member wrote meanwhile is joined, not overwritten.
 """
 
 import logging
-import signal
 import time
 
 from confluent_kafka import Message
@@ -18,7 +17,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import Counter, Gauge
 
 from espstream.plumbing.batches import BatchWorker
-from espstream.plumbing.metrics import ConsumerLag, MetricsPortUnavailable, serve
+from espstream.plumbing.lifecycle import run_until_signalled
+from espstream.plumbing.metrics import ConsumerLag, serve
 from espstream.plumbing.topics import compacted_topic, create_missing
 from espstream.schemas.avro import EventDeserializer, registry_unreachable
 
@@ -136,11 +136,4 @@ class StatusService(BatchWorker):
 
 
 def run(settings: StatusSettings | None = None) -> None:
-    service = StatusService(settings)
-    signal.signal(signal.SIGTERM, service.stop)
-    signal.signal(signal.SIGINT, service.stop)
-    try:
-        service.run()
-    except MetricsPortUnavailable as error:  # a setting to fix, not a crash
-        log.error("cannot serve metrics: %s", error)
-        raise SystemExit(2) from None
+    run_until_signalled(StatusService(settings), log)
