@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-quick bench clean faults fuzz constraints
+.PHONY: run test test-quick bench clean faults fuzz constraints browser
 
 # Create the virtualenv and install espstream with its embedded broker and test tools, the runtime
 # packages at the versions of constraints.txt (the ones the image installs).
@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/espstream run
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 4
+
+# Debian's chromium for the console's browser tests (driven by playwright; nothing downloads a browser).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 # The tests without a broker (tests/unit and the quick part of tests/integration), for the edit loop: about a minute.
 test-quick: $(STAMP)
