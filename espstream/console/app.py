@@ -203,6 +203,33 @@ def create_app(console: Console) -> FastAPI:
             raise HTTPException(409, f"this console was started without receiver modules: run {source.cli('redrive')} MODULE")
         return _redrive(request, source)
 
+    @app.post("/dead-letters/normalizer/{partition}/{offset}/discard", response_class=HTMLResponse)
+    def discard_normalizer_letter(request: Request, partition: int, offset: int, csrf_token: str = Form(""),
+                                  reason: str = Form("")) -> HTMLResponse:
+        check_post(request, csrf_token)
+        return _discard(request, letters.normalizer_source(), partition, offset, reason)
+
+    @app.post("/dead-letters/groups/{group}/{partition}/{offset}/discard", response_class=HTMLResponse)
+    def discard_group_letter(request: Request, group: str, partition: int, offset: int, csrf_token: str = Form(""),
+                             reason: str = Form("")) -> HTMLResponse:
+        check_post(request, csrf_token)
+        return _discard(request, letters.group_source(group), partition, offset, reason)
+
+    def _discard(request: Request, source: letters.Source, partition: int, offset: int, reason: str) -> HTMLResponse:
+        from espstream.plumbing.discards import NotPending
+
+        if not reason.strip():
+            raise HTTPException(400, "say why the letter will never succeed: the reason is kept with it")
+        by = console.settings.console_user if guard.requires_auth else "espstream console"
+        try:
+            outcomes = letters.discard(console.settings, source, partition, offset, reason.strip(), by)
+        except letters.RedriveRunning as error:
+            raise HTTPException(409, str(error)) from None
+        except NotPending:
+            raise HTTPException(409, f"no pending letter at {partition}:{offset} on {source.topic}: redriven or discarded already") from None
+        log.info("console: discarded letter %d:%d of %s", partition, offset, source.topic)
+        return page(request, "redriven.html", source=source, outcomes=outcomes, title=f"Discard of a letter of {source.title}")
+
     def _redrive(request: Request, source: letters.Source) -> HTMLResponse:
         try:
             outcomes = _decoding(lambda: letters.redrive(source))

@@ -102,16 +102,25 @@ _redriving_guard = threading.Lock()
 
 
 class RedriveRunning(RuntimeError):
-    """A redrive of this topic is already running."""
+    """A redrive or a discard of this topic is already running."""
+
+
+def _alone(source: Source, action: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """``action()`` unless another redrive or discard of ``source``'s topic runs: their commits would interleave."""
+    with _redriving_guard:
+        lock = _redriving.setdefault(source.topic, threading.Lock())
+    if not lock.acquire(blocking=False):
+        raise RedriveRunning(f"a redrive or discard of {source.topic} is running; wait for it")
+    try:
+        return action()
+    finally:
+        lock.release()
 
 
 def redrive(source: Source) -> list[dict[str, Any]]:
     """Redrive ``source``'s pending letters as ``espstream dlq redrive`` does; each letter's outcome."""
-    with _redriving_guard:
-        lock = _redriving.setdefault(source.topic, threading.Lock())
-    if not lock.acquire(blocking=False):
-        raise RedriveRunning(f"a redrive of {source.topic} is running; wait for it")
-    try:
+
+    def run() -> list[dict[str, Any]]:
         if source.group is None:
             from espstream.normalizer.redrive import redrive as normalizer_redrive
 
@@ -119,5 +128,13 @@ def redrive(source: Source) -> list[dict[str, Any]]:
         from espstream.consumers.redrive import redrive as group_redrive
 
         return [asdict(outcome) for outcome in group_redrive(source.group)]
-    finally:
-        lock.release()
+
+    return _alone(source, run)
+
+
+def discard(settings: CommonSettings, source: Source, partition: int, offset: int, reason: str, by: str) -> list[dict[str, Any]]:
+    """Discard one pending letter as ``espstream dlq discard`` does, ``reason`` kept; the outcomes (NotPending if it is not)."""
+    from espstream.plumbing.discards import discard as discard_letters
+
+    return _alone(source, lambda: [asdict(o) for o in discard_letters(settings, source.topic, source.redrive_group,
+                                                                       [(partition, offset)], reason, by)])

@@ -211,3 +211,27 @@ def test_until_the_index_has_read_the_topic_recent_events_are_read_from_the_topi
         assert message_id in [event.message_id for event in recent.newest(5)]  # the reader, reused, still finds the end
     finally:
         recent.close()
+
+
+def test_a_letter_discarded_with_a_reason_is_no_longer_pending(console_stack: ConsoleStack) -> None:
+    marker = uuid.uuid4().hex
+    post(console_stack, f"never json {marker}".encode())
+    with httpx.Client(timeout=60) as browser:
+        def letter_page() -> httpx.Response | None:
+            listing = console_stack.page("/dead-letters/normalizer", browser)
+            for link in re.findall(r'href="(/dead-letters/normalizer/\d+/\d+)"', listing.text):
+                if marker in (page := console_stack.page(link, browser)).text:
+                    return page
+            return None
+
+        page = eventually(letter_page, timeout=60)
+        action = re.search(r'action="(/dead-letters/normalizer/\d+/\d+/discard)"', page.text).group(1)
+        url = f"{console_stack.console_url}{action}"
+        assert browser.post(url, data={"csrf_token": csrf_token(page.text), "reason": " "}).status_code == 400
+        assert browser.post(url, data={"csrf_token": "0" * 64, "reason": "spam"}).status_code == 403
+        discarded = browser.post(url, data={"csrf_token": csrf_token(page.text), "reason": "a test body, never JSON"})
+        assert discarded.status_code == 200, discarded.text
+        assert "discarded a test body, never JSON" in visible_text(discarded.text)
+        assert letter_page() is None
+        again = browser.post(url, data={"csrf_token": csrf_token(page.text), "reason": "twice"})
+        assert again.status_code == 409 and "redriven or discarded already" in again.text
