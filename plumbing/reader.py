@@ -82,6 +82,11 @@ class TopicReader:
         """The partition's first offset (its low watermark: records before it were deleted)."""
         return self.consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=self.timeout)[0]
 
+    def _assign(self, positions: list[TopicPartition]) -> None:
+        """Read from ``positions``, none paused: librdkafka keeps a pause (a range's finished partition) across assign()."""
+        self.consumer.assign(positions)
+        self.consumer.resume(positions)
+
     def ends(self, partitions: Sequence[int]) -> dict[int, int]:
         """Each partition's end now: read from its high watermark to end-of-partition."""
         starts = []
@@ -89,7 +94,7 @@ class TopicReader:
             _low, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=self.timeout)
             starts.append(TopicPartition(self.topic, p, max(high, 0)))
         ends: dict[int, int] = {}
-        self.consumer.assign(starts)
+        self._assign(starts)
         try:
             deadline = time.monotonic() + self.timeout
             while len(ends) < len(starts):
@@ -165,7 +170,7 @@ class TopicReader:
         """The first record at or after ``offset`` and before ``end``; None if there is none."""
         if offset >= end:
             return None  # a fetch past the end gets no answer from every broker
-        self.consumer.assign([TopicPartition(self.topic, partition, offset)])
+        self._assign([TopicPartition(self.topic, partition, offset)])
         try:
             deadline = time.monotonic() + self.timeout
             while time.monotonic() < deadline:
@@ -201,7 +206,7 @@ class Range:
         self.ends = {p: end for p, (_start, end) in bounds.items()}
         self.reached = {p for p, (start, end) in bounds.items() if start >= end}
         self._idle_since: float | None = None
-        self.consumer.assign([TopicPartition(self.topic, p, start) for p, (start, end) in bounds.items() if start < end])
+        reader._assign([TopicPartition(self.topic, p, start) for p, (start, end) in bounds.items() if start < end])
 
     @property
     def finished(self) -> bool:

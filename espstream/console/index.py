@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from confluent_kafka import KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, Message
 
 from espstream.plumbing.config import CommonSettings
-from espstream.plumbing.reader import Bounds, NoSuchTopic, TopicReader
+from espstream.plumbing.reader import NoSuchTopic, TopicReader
 from espstream.schemas import TrackingEvent
 from espstream.schemas.avro import registry_unreachable
 
@@ -137,11 +137,8 @@ class EventIndex:
         bounds = reader.bounds(offsets=self._next)
         added = 0
         records = reader.range(bounds)
-        try:
-            while not records.finished and not self._stop.is_set():
-                added += self._add(records.batch(BATCH))
-        finally:
-            release(reader, bounds)
+        while not records.finished and not self._stop.is_set():
+            added += self._add(records.batch(BATCH))
         if records.finished:
             with self._lock:
                 for partition, (_start, end) in bounds.items():
@@ -214,14 +211,6 @@ class EventIndex:
             "caught_up_at": self.caught_up_at.isoformat() if self.caught_up_at else None,
             "problem": self.problem,
         }
-
-
-def release(reader: TopicReader, bounds: Bounds) -> None:
-    """Resume and unassign what a range paused: librdkafka keeps a partition paused across assign(),
-    and the reader's next read of its end would wait for an end-of-partition that never comes."""
-    partitions = [TopicPartition(reader.topic, p) for p in bounds]
-    reader.consumer.resume(partitions)
-    reader.consumer.unassign()
 
 
 def since_hours(hours: float) -> datetime:

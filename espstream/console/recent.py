@@ -17,7 +17,7 @@ from espstream.plumbing.reader import NoSuchTopic, TopicReader
 from espstream.schemas import TrackingEvent
 from espstream.schemas.avro import registry_unreachable
 
-from .index import EventIndex, Indexed, release
+from .index import EventIndex, Indexed
 
 
 class RecentEvents:
@@ -64,10 +64,7 @@ class RecentEvents:
         reader = self._reader
         ends = reader.ends(reader.partitions())
         bounds = {p: (max(end - per_partition, 0), end) for p, end in ends.items()}
-        try:
-            return [message for message in reader.read(bounds) if message.value() is not None]
-        finally:
-            release(reader, bounds)
+        return [message for message in reader.read(bounds) if message.value() is not None]
 
     def _indexed(self, message: Message) -> Indexed | None:
         try:

@@ -65,3 +65,17 @@ def test_a_missing_topic_is_said_so(broker: EmbeddedBroker) -> None:
     with TopicReader({"bootstrap.servers": broker.bootstrap_servers}, f"missing-{uuid.uuid4().hex[:8]}") as reader:
         with pytest.raises(NoSuchTopic):
             reader.partitions()
+
+
+def test_one_reader_reads_again_after_a_range(broker: EmbeddedBroker) -> None:
+    """A finished range pauses its partitions; the reader's next end and range still read them."""
+    topic = new_topic(broker)
+    now = int(time.time() * 1000)
+    produce(broker, topic, [(n % 2, f"a{n}".encode(), now + n) for n in range(6)])
+    with TopicReader({"bootstrap.servers": broker.bootstrap_servers}, topic, timeout=10) as reader:
+        first = reader.bounds()
+        assert len(list(reader.read(first))) == 6
+        produce(broker, topic, [(n % 2, f"b{n}".encode(), now + 10 + n) for n in range(4)])
+        assert reader.ends([0, 1]) == {0: 5, 1: 5}
+        later = reader.bounds(offsets={p: end for p, (_start, end) in first.items()})
+        assert sorted(m.value() for m in reader.read(later)) == sorted(f"b{n}".encode() for n in range(4))
