@@ -42,6 +42,7 @@ class StackSettings(CommonSettings):
     embedded_kafka_port: int = 9092
     gateway_port: int = 8000
     registry_port: int = 8081
+    console_port: int = 8090
 CURL_BODY = (
     '{"RecordType":"Delivery","MessageStream":"outbound",'
     '"MessageID":"883953f4-6105-42a2-a16a-77a8eac79483","Recipient":"alice@example.com",'
@@ -81,10 +82,12 @@ def run_stack() -> int:
     normalizer_env = {**env, "ESPSTREAM_NORMALIZER_METRICS_PORT": env.get("ESPSTREAM_NORMALIZER_METRICS_PORT", str(NORMALIZER_METRICS_PORT))}
     consumer_env = {**env, "ESPSTREAM_CONSUMER_METRICS_PORT": env.get("ESPSTREAM_CONSUMER_METRICS_PORT", str(DEMO_CONSUMER_METRICS_PORT))}
     status_env = {**env, "ESPSTREAM_STATUS_METRICS_PORT": env.get("ESPSTREAM_STATUS_METRICS_PORT", str(STATUS_METRICS_PORT))}
+    console_env = {**env, "ESPSTREAM_CONSOLE_HOST": "127.0.0.1", "ESPSTREAM_CONSOLE_PORT": str(stack.console_port)}
     listeners = [
         ("the embedded broker", "ESPSTREAM_EMBEDDED_KAFKA_PORT", stack.embedded_kafka_port if embedded_broker else 0),
         ("the development registry", "ESPSTREAM_REGISTRY_PORT", stack.registry_port if dev_registry else 0),
         ("the gateway", "ESPSTREAM_GATEWAY_PORT", stack.gateway_port),
+        ("the console", "ESPSTREAM_CONSOLE_PORT", stack.console_port),
         *(
             (f"the {service}'s metrics", name, int(service_env.get(name) or 0))
             for service, name, service_env in (
@@ -122,7 +125,7 @@ def run_stack() -> int:
             env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
             kept = f"durable, data in {stack.data_dir}/" if durable else "memory only: nothing is kept after a stop"
             print(f"embedded broker ({kept}) on {broker.bootstrap_servers}, log {log_path}", flush=True)
-        for service_env in (gateway_env, normalizer_env, consumer_env, status_env):
+        for service_env in (gateway_env, normalizer_env, consumer_env, status_env, console_env):
             service_env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"] = env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"]
         settings = CommonSettings(kafka_bootstrap_servers=env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"])
         ensure_topics(settings)
@@ -132,7 +135,7 @@ def run_stack() -> int:
             env.setdefault("ESPSTREAM_REGISTRY_HOST", "127.0.0.1")
             env["ESPSTREAM_REGISTRY_PORT"] = str(stack.registry_port)
             children.append(Child("registry", ["registry"], env))
-        for service_env in (gateway_env, normalizer_env, consumer_env, status_env):
+        for service_env in (gateway_env, normalizer_env, consumer_env, status_env, console_env):
             service_env["ESPSTREAM_SCHEMA_REGISTRY_URL"] = env["ESPSTREAM_SCHEMA_REGISTRY_URL"]
         registry = urlsplit(env["ESPSTREAM_SCHEMA_REGISTRY_URL"])
         wait_for_port(registry.hostname or "127.0.0.1", registry.port or 80, timeout=30)
@@ -149,8 +152,11 @@ def run_stack() -> int:
         children.append(Child("normalizer", ["normalize"], normalizer_env))
         children.append(Child("demo consumer", ["consume", "espstream.consumers.demo", "--group", DEMO_GROUP], consumer_env))
         children.append(Child("status", ["status"], status_env))
+        # With the demo consumer's receivers, so that its group's dead letters can be redriven from a page.
+        children.append(Child("console", ["console", "espstream.consumers.demo"], console_env))
         wait_for_port("127.0.0.1", stack.gateway_port, timeout=30)
-        _announce(stack.gateway_port, env.get("ESPSTREAM_WEBHOOK_SECRET"), _metrics_urls(gateway_env, normalizer_env, consumer_env, status_env))
+        wait_for_port("127.0.0.1", stack.console_port, timeout=30)
+        _announce(stack.gateway_port, stack.console_port, env.get("ESPSTREAM_WEBHOOK_SECRET"), _metrics_urls(gateway_env, normalizer_env, consumer_env, status_env))
 
         while not stop_requested:
             for child in children:
@@ -216,13 +222,14 @@ def _metrics_urls(gateway_env: dict[str, str], normalizer_env: dict[str, str], c
     return "  ".join(urls)
 
 
-def _announce(gateway_port: int, secret: str | None, metrics: str) -> None:
+def _announce(gateway_port: int, console_port: int, secret: str | None, metrics: str) -> None:
     base = f"http://127.0.0.1:{gateway_port}"
     auth = " -u 'USER:PASSWORD'" if secret else ""  # one of ESPSTREAM_WEBHOOK_SECRET's; never printed
     print(
         "\nespstream is running.\n"
         f"  webhook URLs: {base}/webhooks/<esp>/tracking/  (e.g. {base}/webhooks/postmark/tracking/)\n"
         f"  API docs:     {base}/docs\n"
+        f"  console:      http://127.0.0.1:{console_port}/  (events, message lookup, dead letters)\n"
         f"  metrics:      {metrics}\n"
         "  Try it (the demo consumer prints the event):\n\n"
         f"curl -sS -X POST{auth} {base}/webhooks/postmark/tracking/ -H 'Content-Type: application/json' -d '{CURL_BODY}'\n\n"

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from espstream.embedded import EmbeddedBroker, free_port
@@ -37,14 +38,25 @@ JSON = "application/json"
 DOWN_SECONDS = 3
 
 
+def ready(port: int) -> bool:
+    """Whether a service's /readyz on its metrics port says it holds partitions and polls."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def audit_passes(env: dict[str, str], timeout: float) -> str:
     """The audit's report once it finds every outcome; its last report in the failure otherwise."""
     deadline = time.monotonic() + timeout
     while True:
-        status, text, _ = run_audit(env)
-        if status == 0:
-            return text
-        assert time.monotonic() < deadline, f"the audit still fails after {timeout:.0f} s:\n{text}"
+        # Exit 2 (the audit could not read a topic to its end) is retried too: a restarted broker may
+        # take a while to serve every partition again; only what is still true at the deadline counts.
+        done = subprocess.run([sys.executable, "-m", "espstream", "audit"], env={**os.environ, **env},
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        if done.returncode == 0:
+            return done.stdout
+        assert time.monotonic() < deadline, f"the audit still fails after {timeout:.0f} s:\n{done.stdout}{done.stderr}"
         time.sleep(2)
 
 
@@ -53,16 +65,21 @@ def test_broker_killed_under_gateway_load_loses_no_accepted_webhook(
 ) -> None:
     env = topics_env(durable_broker.bootstrap_servers, registry_url)
     user, password = "esp", secrets.token_urlsafe(16)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env |= {
         "ESPSTREAM_WEBHOOK_SECRET": f"{user}:{password}",
         "ESPSTREAM_GATEWAY_HOST": "127.0.0.1",
         "ESPSTREAM_GATEWAY_PORT": str(port),
         "ESPSTREAM_ACK_TIMEOUT_SECONDS": "2",
+        "ESPSTREAM_NORMALIZER_METRICS_PORT": str(metrics_port),
     }
     gateway = Service(["gateway"], env, tmp_path / "gateway.log").start(port)
     normalizer = Service(["normalize"], env, tmp_path / "normalizer.log").start()
     try:
+        # Killed while the normalizer's group is between generations, Tansu 0.6.0 restores the
+        # rebalance and waits on the dead leader (README: The embedded broker's data): the crash
+        # under test is one in steady state, so the normalizer holds its partitions first.
+        eventually(lambda: ready(metrics_port), timeout=60)
         with Load(f"http://127.0.0.1:{port}", (user, password)) as load:
             eventually(lambda: load.count("before", 200) >= 50, timeout=60)
             load.phase = "during"

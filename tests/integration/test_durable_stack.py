@@ -30,6 +30,7 @@ def stack_env(data_dir: Path) -> dict[str, str]:
         "ESPSTREAM_EMBEDDED_KAFKA_PORT": str(free_port()),
         "ESPSTREAM_REGISTRY_PORT": str(free_port()),
         "ESPSTREAM_GATEWAY_PORT": str(free_port()),
+        "ESPSTREAM_CONSOLE_PORT": str(free_port()),
         "ESPSTREAM_GATEWAY_WORKERS": "1",
         "ESPSTREAM_GATEWAY_METRICS_PORT": "0",
         "ESPSTREAM_NORMALIZER_METRICS_PORT": "0",
