@@ -18,6 +18,7 @@ import codecs
 import json
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 from typing import Any
@@ -91,6 +92,7 @@ _TWENTY_DIGITS = b"0" * 20
 _MINUS_NINETEEN_DIGITS = b"-" + b"0" * 19
 # Fewer brackets than this cannot nest deep enough for the standard library's RecursionError.
 _SHALLOW_BRACKETS = 400
+_STDLIB_READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="json-stdlib")
 
 
 def json_like_stdlib(body: bytes, stdlib: Callable[[bytes], Any]) -> Any:
@@ -113,7 +115,10 @@ def json_like_stdlib(body: bytes, stdlib: Callable[[bytes], Any]) -> Any:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             pass
-    return stdlib(body)
+    # On a thread of its own the standard library's recursion starts at the same depth whoever
+    # calls: how deep a body may nest before RecursionError depends on the body alone, so the
+    # normalizer, a replay and the gateway agree on it.
+    return _STDLIB_READERS.submit(stdlib, body).result()
 
 
 def form_pairs(body: bytes, content_type: str | None) -> FormPairs:

@@ -8,6 +8,8 @@ depends on that being exact, types included (an int stays an int, -0.0 stays -0.
 import json
 import math
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -35,8 +37,19 @@ def _typed(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
+def fresh_stack(read: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``read`` run on a thread of its own: the standard library's reading from the bottom of a stack, as
+    json_like_stdlib runs it, not from however deep this test's own stack is."""
+
+    def run(body: bytes) -> Any:
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            return thread.submit(read, body).result()
+
+    return run
+
+
 def assert_read_alike(body: bytes) -> None:
-    (kind, ours), (stdlib_kind, stdlib) = reading(body, lambda b: json_like_stdlib(b, json.loads)), reading(body, json.loads)
+    (kind, ours), (stdlib_kind, stdlib) = reading(body, lambda b: json_like_stdlib(b, json.loads)), reading(body, fresh_stack(json.loads))
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(limit + 20 * len(body))  # comparing deep values needs a deeper stack than reading them
     try:
@@ -87,3 +100,22 @@ def test_deep_nesting_reads_as_the_standard_librarys(depth: int) -> None:
     # orjson nests to 1024, the standard library until its recursion limit: the deep ones are its to answer.
     assert_read_alike(b"[" * depth + b"]" * depth)
     assert_read_alike(b'{"a":' * depth + b"1" + b"}" * depth)
+
+
+def test_how_deep_a_body_may_nest_does_not_depend_on_the_caller() -> None:
+    """The normalizer, a replay and the gateway read the same body alike however deep their own stack is."""
+
+    def nested(depth: int, then: Callable[[], str]) -> str:  # a deeper caller
+        return then() if depth == 0 else nested(depth - 1, then)
+
+    for nesting in (500, 800, 900, 950, 990, 1200):
+        body = b'{"a":' * nesting + b"{}" + b"}" * nesting
+
+        def outcome() -> str:
+            try:
+                json_like_stdlib(body, json.loads)
+                return "read"
+            except RecursionError:
+                return "too deep"
+
+        assert outcome() == nested(200, outcome) == nested(600, outcome), nesting
