@@ -30,7 +30,7 @@ def fresh_broker(log_dir: Path, name: str, durable: bool = False) -> Iterator[tu
     data_dir = log_dir / f"{name}-data" if durable else None
     broker = EmbeddedBroker(free_port(), host=HOST, log_path=log_dir / f"{name}-broker.log", data_dir=data_dir).start()
     try:
-        env = {"ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers}
+        env = broker.client_env()  # as `espstream run` sets it: on durable storage, producers not idempotent
         ensure_topics(CommonSettings(kafka_bootstrap_servers=broker.bootstrap_servers))
         yield broker, env
     finally:

@@ -58,7 +58,7 @@ class Redrive:
         self.decode = EventDeserializer(SchemaRegistryClient(settings.registry()))
         self.loop = AsyncLoop()
         self.dispatcher = Dispatcher(signal, settings, TrackingConsumer, self.loop)
-        self.writer = DeadLetterWriter(settings.kafka(**{"message.max.bytes": settings.max_dead_letter_bytes}))
+        self.writer = DeadLetterWriter(settings.producer(**{"message.max.bytes": settings.max_dead_letter_bytes}))
 
     def run(self) -> Iterator[Outcome]:
         """Redrive every pending letter, yielding what became of each once it is committed."""

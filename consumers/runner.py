@@ -96,7 +96,7 @@ class TrackingConsumer:
             )
         )
         self.dead_letters = DeadLetterWriter(
-            settings.kafka(**{"message.max.bytes": settings.max_dead_letter_bytes, "logger": kafka_log})
+            settings.producer(**{"message.max.bytes": settings.max_dead_letter_bytes, "logger": kafka_log})
         )
         self.decode = EventDeserializer(SchemaRegistryClient(settings.registry()))
         self.loop = AsyncLoop()

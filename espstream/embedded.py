@@ -135,6 +135,21 @@ class EmbeddedBroker:
     def durable(self) -> bool:
         return self.data_dir is not None
 
+    def client_env(self) -> dict[str, str]:
+        """The ESPSTREAM_* settings of espstream's services on this broker.
+
+        On durable storage their producers are not idempotent: Tansu 0.6.0 stores an
+        idempotent producer's sequence number, then the offsets, then the records, each
+        its own object. Killed between the first and the last, it has counted a batch it
+        never stored, and answers the producer's retry of it DUPLICATE_SEQUENCE_NUMBER,
+        which a client takes for an acknowledgement: the batch is lost. A producer
+        without idempotence has its retry stored (perhaps a second time, never not at all).
+        """
+        env = {"ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers}
+        if self.durable:
+            env["ESPSTREAM_KAFKA_IDEMPOTENCE"] = "false"
+        return env
+
     @property
     def processes(self) -> list[subprocess.Popen[bytes]]:
         """The broker's process, and its storage's when durable (for the fault suite's SIGKILL)."""

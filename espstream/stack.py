@@ -122,11 +122,10 @@ def run_stack() -> int:
             except BrokerUnavailable as error:
                 print(f"espstream run: {error}", file=sys.stderr)
                 return 1
-            env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+            for service_env in (env, gateway_env, normalizer_env, consumer_env, status_env, console_env):
+                service_env.update(broker.client_env())
             kept = f"durable, data in {stack.data_dir}/" if durable else "memory only: nothing is kept after a stop"
             print(f"embedded broker ({kept}) on {broker.bootstrap_servers}, log {log_path}", flush=True)
-        for service_env in (gateway_env, normalizer_env, consumer_env, status_env, console_env):
-            service_env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"] = env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"]
         settings = CommonSettings(kafka_bootstrap_servers=env["ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS"])
         ensure_topics(settings)
 

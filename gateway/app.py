@@ -133,7 +133,7 @@ def create_app(
 
     kafka_log = logging.getLogger("espstream.kafka")  # librdkafka's own messages, as log records
     producer = AckingProducer(
-        settings.kafka(**{"message.max.bytes": settings.max_record_bytes, "logger": kafka_log}), settings.ack_timeout_seconds
+        settings.producer(**{"message.max.bytes": settings.max_record_bytes, "logger": kafka_log}), settings.ack_timeout_seconds
     )
     static_headers = [(raw.GATEWAY_VERSION, __version__.encode())]
     metrics = RequestMetrics()

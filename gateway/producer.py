@@ -17,6 +17,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from espstream.plumbing.producer import durable_producer_config
+
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
@@ -33,10 +35,7 @@ class BrokerUnavailable(Exception):
 class AckingProducer:
     def __init__(self, config: dict[str, Any], ack_timeout: float):
         self._config = {
-            **config,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": config.get("linger.ms", 2),
+            **durable_producer_config({"linger.ms": 2, **config}),
             # librdkafka gives up a little after the request did, so nothing lingers unbounded.
             "message.timeout.ms": int(ack_timeout * 1000) + 1000,
             "error_cb": self._on_error,

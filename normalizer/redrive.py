@@ -130,7 +130,7 @@ class NormalizerRedrive:
         self.serialize = EventSerializer(SchemaRegistryClient(settings.registry()), settings.normalized_topic)
         self.normalize_record = RecordNormalizer(self.serialize, settings.max_record_bytes, settings.normalize_options)
         # Waits for each record's acknowledgement: events and letters alike.
-        self.writer = DeadLetterWriter(settings.kafka(**{"message.max.bytes": settings.max_dead_letter_bytes}))
+        self.writer = DeadLetterWriter(settings.producer(**{"message.max.bytes": settings.max_dead_letter_bytes}))
 
     def run(self) -> Iterator[Outcome]:
         """Redrive every pending letter, yielding what became of each once that is durable."""

@@ -222,7 +222,7 @@ class Replay:
         self.progress_stream = progress_stream
         self.progress_interval = progress_interval
         self._stopping = False
-        self._producer_config = settings.kafka(
+        self._producer_config = settings.producer(
             **{
                 "message.max.bytes": settings.max_dead_letter_bytes,
                 "message.timeout.ms": settings.normalizer_delivery_timeout_ms,

@@ -44,7 +44,7 @@ class NormalizerService(BatchWorker):
                     **lag,
                 }
             ),
-            settings.kafka(
+            settings.producer(
                 **{
                     "message.max.bytes": settings.max_dead_letter_bytes,
                     "message.timeout.ms": settings.normalizer_delivery_timeout_ms,

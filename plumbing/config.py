@@ -23,6 +23,11 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     # Extra librdkafka properties as JSON, e.g. {"security.protocol": "SASL_SSL", ...}.
     kafka_config: dict[str, Any] = {}
+    # Idempotent producers (no duplicate on a retry). Off for a broker that stores a producer's
+    # sequence number before its records, such as the durable embedded broker (Tansu 0.6.0): a
+    # crash between the two writes makes the producer's retry a "duplicate" it acknowledges
+    # without storing it. Without idempotence a retry may store a record twice, never lose it.
+    kafka_idempotence: bool = True
     schema_registry_url: str = "http://127.0.0.1:8081"
     # Extra SchemaRegistryClient properties as JSON, e.g. {"basic.auth.user.info": "u:p"}.
     schema_registry_config: dict[str, Any] = {}
@@ -56,6 +61,10 @@ class CommonSettings(BaseSettings):
     def kafka(self, **overrides: Any) -> dict[str, Any]:
         """librdkafka configuration: bootstrap servers, the user's extras, then ``overrides``."""
         return {"bootstrap.servers": self.kafka_bootstrap_servers, **self.kafka_config, **overrides}
+
+    def producer(self, **overrides: Any) -> dict[str, Any]:
+        """librdkafka configuration of a producer: ``kafka(**overrides)`` and whether it is idempotent."""
+        return self.kafka(**{"enable.idempotence": self.kafka_idempotence, **overrides})
 
     def registry(self) -> dict[str, Any]:
         return {"url": self.schema_registry_url, **self.schema_registry_config}

@@ -79,7 +79,7 @@ def discard(
         target = discard_topic(topic)
         create_missing(settings, [retained_topic(settings, target)])
         stamp = Discarded(reason, by or getpass.getuser(), datetime.now(UTC).isoformat(timespec="seconds"))
-        writer = DeadLetterWriter(settings.kafka(**{"message.max.bytes": settings.max_dead_letter_bytes}))
+        writer = DeadLetterWriter(settings.producer(**{"message.max.bytes": settings.max_dead_letter_bytes}))
         try:
             for letter in letters:
                 position = (letter.partition(), letter.offset())

@@ -1,4 +1,4 @@
-"""The one durable producer: idempotent, acks=all, replaced after a failed delivery.
+"""The one durable producer: acks=all, idempotent unless told not to, replaced after a failed delivery.
 
 Two ways to use it. A batch loop (the normalizer, a replay) produces a batch
 without waiting, then ``flush()`` says whether every record was acknowledged; if
@@ -26,8 +26,8 @@ Headers = list[tuple[str, bytes]]
 
 
 def durable_producer_config(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with an idempotent producer whose records every in-sync replica acknowledged."""
-    return {"linger.ms": 5, **config, "enable.idempotence": True, "acks": "all"}
+    """``config`` for a producer whose records every in-sync replica acknowledged; idempotent unless ``config`` says not."""
+    return {"linger.ms": 5, "enable.idempotence": True, **config, "acks": "all"}
 
 
 class DurableProducer:

@@ -57,12 +57,14 @@ def create_app(
     default_compatibility: str = DEFAULT_COMPATIBILITY,
     startup_timeout: float = 30.0,
     ack_timeout: float = 10.0,
+    idempotent: bool = True,
 ) -> FastAPI:
     """The registry app; its state lives in ``topic`` on the cluster ``kafka_config`` points at.
 
     A change not acknowledged by Kafka within ``ack_timeout`` seconds is answered with a 500.
+    ``idempotent``: whether its producer is (ESPSTREAM_KAFKA_IDEMPOTENCE).
     """
-    registry = Registry(SchemaLog(kafka_config, topic, ack_timeout), default_compatibility)
+    registry = Registry(SchemaLog(kafka_config, topic, ack_timeout, idempotent), default_compatibility)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from espstream.plumbing.producer import durable_producer_config
 from espstream.plumbing.reader import TopicReader
 
 log = logging.getLogger("espstream.registry")
@@ -28,9 +29,10 @@ class StoreTimeout(StoreError):
 
 
 class SchemaLog:
-    def __init__(self, kafka_config: dict[str, Any], topic: str, ack_timeout: float = 10.0):
+    def __init__(self, kafka_config: dict[str, Any], topic: str, ack_timeout: float = 10.0, idempotent: bool = True):
         self.topic = topic
         self._config = dict(kafka_config)
+        self._idempotent = idempotent
         self._ack_timeout = ack_timeout
         self._producer: Producer | None = None
 
@@ -98,13 +100,14 @@ class SchemaLog:
     def _producer_once(self) -> Producer:
         if self._producer is None:
             self._producer = Producer(
-                {
-                    **self._config,
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "linger.ms": 0,  # one record at a time, each awaited: nothing to batch
-                    "message.timeout.ms": int(self._ack_timeout * 1000),
-                }
+                durable_producer_config(
+                    {
+                        **self._config,
+                        "enable.idempotence": self._idempotent,
+                        "linger.ms": 0,  # one record at a time, each awaited: nothing to batch
+                        "message.timeout.ms": int(self._ack_timeout * 1000),
+                    }
+                )
             )
         return self._producer
 

@@ -54,7 +54,7 @@ class StatusService(BatchWorker):
                     **lag,
                 }
             ),
-            settings.kafka(logger=kafka_log),
+            settings.producer(logger=kafka_log),
             settings.status_batch_size,
             settings.status_batch_wait_ms / 1000,
         )

@@ -105,5 +105,5 @@ def _registry(args: argparse.Namespace) -> int:
     from espstream.registry import serve
 
     settings = RegistrySettings()
-    serve(settings.registry_host, settings.registry_port, settings.kafka(), settings.registry_topic)
+    serve(settings.registry_host, settings.registry_port, settings.kafka(), settings.registry_topic, idempotent=settings.kafka_idempotence)
     return 0

@@ -63,7 +63,7 @@ def audit_passes(env: dict[str, str], timeout: float) -> str:
 def test_broker_killed_under_gateway_load_loses_no_accepted_webhook(
     durable_broker: EmbeddedBroker, registry_url: str, tmp_path: Path
 ) -> None:
-    env = topics_env(durable_broker.bootstrap_servers, registry_url)
+    env = topics_env(durable_broker.bootstrap_servers, registry_url) | durable_broker.client_env()
     user, password = "esp", secrets.token_urlsafe(16)
     port, metrics_port = free_port(), free_port()
     env |= {
@@ -112,7 +112,7 @@ def test_broker_killed_under_gateway_load_loses_no_accepted_webhook(
 def test_broker_killed_while_normalizing_loses_no_raw_record(
     durable_broker: EmbeddedBroker, registry_url: str, tmp_path: Path
 ) -> None:
-    env = topics_env(durable_broker.bootstrap_servers, registry_url)
+    env = topics_env(durable_broker.bootstrap_servers, registry_url) | durable_broker.client_env()
     batches, per_batch, singles, broken = 3_000, 2, 1_000, 20
     webhooks = [
         *(("sendgrid", sendgrid_batch(per_batch), JSON, None) for _ in range(batches)),
@@ -158,12 +158,11 @@ def test_a_stopped_and_restarted_stack_replays_to_the_same_events(
     registry_port = free_port()
 
     def start_registry() -> Service:
-        settings = {"ESPSTREAM_KAFKA_BOOTSTRAP_SERVERS": durable_broker.bootstrap_servers,
-                    "ESPSTREAM_REGISTRY_HOST": "127.0.0.1", "ESPSTREAM_REGISTRY_PORT": str(registry_port)}  # fmt: skip
+        settings = {**durable_broker.client_env(), "ESPSTREAM_REGISTRY_HOST": "127.0.0.1", "ESPSTREAM_REGISTRY_PORT": str(registry_port)}
         return Service(["registry"], settings, tmp_path / "registry.log").start(registry_port)
 
     registry = start_registry()
-    env = topics_env(durable_broker.bootstrap_servers, f"http://127.0.0.1:{registry_port}")
+    env = topics_env(durable_broker.bootstrap_servers, f"http://127.0.0.1:{registry_port}") | durable_broker.client_env()
     webhooks = [
         *(("sendgrid", sendgrid_batch(3), JSON, None) for _ in range(200)),
         *(("postmark", postmark_delivery(f"restart-{n}"), JSON, None) for n in range(200)),
