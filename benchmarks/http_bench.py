@@ -148,12 +148,27 @@ def load(wrk: str, lua: Path, url: str, server_pid: int, log_path: Path) -> dict
     return result
 
 
-def measure_bare(wrk: str, log_dir: Path) -> dict:
+def measure_bare(wrk: str, log_dir: Path, acked: bool = False) -> dict:
+    """The bare endpoint in one process; ``acked``: answering after a fresh broker's ack of each body."""
+    if not acked:
+        return _measure_bare(wrk, log_dir, {}, [])
+    with fresh_broker(log_dir, "bare-acked") as (broker, broker_env):
+        result = _measure_bare(wrk, log_dir, broker_env, ["--acked"])
+        result["answered_200"] = (
+            result["requests"] - result["non_2xx"] + result["warmup_requests"] - result["warmup_non_2xx"]
+        )
+        result["raw_records"] = read_count(
+            broker.bootstrap_servers, CommonSettings().raw_topic, result["answered_200"] + CONNECTIONS, idle_seconds=2.0
+        )
+    return result
+
+
+def _measure_bare(wrk: str, log_dir: Path, env: dict[str, str], args: list[str]) -> dict:
     port = free_port()
-    env = {"ESPSTREAM_GATEWAY_HOST": HOST, "ESPSTREAM_GATEWAY_PORT": str(port)}
+    env = {**env, "ESPSTREAM_GATEWAY_HOST": HOST, "ESPSTREAM_GATEWAY_PORT": str(port)}
     with open(log_dir / "bare.log", "ab") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.bare_app"], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "benchmarks.bare_app", *args], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
         )
     try:
         wait_for_port(HOST, port, timeout=30)

@@ -37,7 +37,8 @@ def run_gateway(args: argparse.Namespace, log_dir: Path) -> dict:
     the gateway with a worker process per core and anymail under gunicorn (both using every core)."""
     wrk = http_bench.wrk_binary()
     cores = available_cores()
-    servers = (("bare", http_bench.measure_bare), ("gateway", http_bench.measure_gateway),
+    servers = (("bare", http_bench.measure_bare), ("bare_acked", partial(http_bench.measure_bare, acked=True)),
+               ("gateway", http_bench.measure_gateway),
                ("gateway_workers", partial(http_bench.measure_gateway, workers=cores)),
                ("anymail", http_bench.measure_anymail))
     runs: dict[str, list[dict]] = {name: [] for name, _ in servers}
@@ -53,6 +54,9 @@ def run_gateway(args: argparse.Namespace, log_dir: Path) -> dict:
         return [run["requests_per_second"] for run in runs[name]]
 
     summary = report.summarize_pairs(rps("gateway"), rps("bare"))
+    # The physical part of the gap: what answering after the broker's ack costs the bare endpoint.
+    summary["acked_of_bare"] = report.summarize_pairs(rps("bare_acked"), rps("bare"))
+    summary["of_acked"] = report.summarize_pairs(rps("gateway"), rps("bare_acked"))
     anymail_summary = report.summarize_pairs(rps("gateway_workers"), rps("anymail"))
     for part, name in ((summary, "gateway"), (anymail_summary, "gateway_workers")):
         part["non_2xx"] = sum(g["non_2xx"] + g["warmup_non_2xx"] for g in runs[name])
