@@ -255,8 +255,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--e2e-seconds", type=float, default=20.0,
                         help=f"measured seconds per end-to-end rate, after {e2e_bench.WARMUP_SECONDS:.0f} s of warm-up (default 20)")
     parser.add_argument("--durable-rate", type=float, default=250.0,
-                        help="end-to-end offered rate of the durable-broker comparison, webhooks/s: one the durable stack "
-                        "takes on this machine (default 250)")
+                        help="end-to-end offered rate of the durable-broker comparison, webhooks/s (default 250: what the "
+                        "durable stack took on this machine with idempotent producers; without, it falls behind there, "
+                        "see BENCHMARKS.md)")
     parser.add_argument("--load-seconds", type=int, default=60, help="seconds of saturation in the load run (default 60)")
     parser.add_argument("--replay-records", type=int, default=100_000, help="records per replay run (default 100000)")
     parser.add_argument("--export-events", type=int, default=100_000, help="events per export run (default 100000)")
