@@ -24,6 +24,7 @@ from espstream.embedded import free_port
 from espstream.stack import available_cores
 
 from .payloads import PASSWORD, USER, WEBHOOK_PATH, basic_auth_header, message_id, postmark_body
+from .hops_bench import measure_hops
 from .stack import HOST, Service, fresh_broker, registry, running, wait_for_http
 
 WARMUP_SECONDS = 5.0
@@ -272,8 +273,12 @@ def run(rates: list[float], seconds: float, log_dir: Path, progress=print, round
             round_dir = log_dir / f"round-{number}"
             round_dir.mkdir(exist_ok=True)
             result = {**measure_rate(rate, seconds, round_dir), "round": number}
+            # The anchor, in the same round: two bare librdkafka hops through a fresh broker at the same rate.
+            result["hops"] = measure_hops(rate, seconds, WARMUP_SECONDS, round_dir, f"hops-{int(rate)}")
             stacks.append(result)
             lat = result["latency"]
+            progress(f"  e2e round {number}/{rounds} at {rate:,.0f}/s: two bare librdkafka hops p50 "
+                     f"{result['hops']['p50_ms']:.1f} ms p99 {result['hops']['p99_ms']:.1f} ms")
             progress(f"  e2e round {number}/{rounds} at {rate:,.0f}/s: sent {sent_rate(result):,.0f}/s, "
                      f"{result['arrived']:,}/{result['accepted']:,} arrived, p50 {lat.get('p50_ms', float('nan')):.1f} ms "
                      f"p99 {lat.get('p99_ms', float('nan')):.1f} ms max {lat.get('max_ms', float('nan')):.1f} ms "

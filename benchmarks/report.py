@@ -294,6 +294,10 @@ def _e2e_rows(e: dict) -> list[tuple[str, str, bool | None]]:
         )
         anchor = (f"the same client against the bare endpoint: {_fmt(_sent(capacity) if capacity else None)}/s "
                   f"sent, HTTP p99 {_fmt(capacity['http_latency'].get('p99_ms') if capacity else None, 1)} ms")
+        if all("hops" in stack for stack in runs):
+            anchor += ("; two bare librdkafka hops through a fresh broker at the same rate (`benchmarks/hops_bench.py`), "
+                       "each round: " + ", ".join(f"p50 {_fmt(stack['hops']['p50_ms'], 1)} ms, p99 "
+                                                  f"{_fmt(stack['hops']['p99_ms'], 1)} ms" for stack in runs))
         if not client_ok:
             met, ok = f"{NOT_MEASURED}: this machine's client offers only {_fmt(_sent(capacity) if capacity else None)}/s", None
         else:
@@ -490,6 +494,7 @@ MOVES = {
             )
             if _stack_bound(benchmarks["e2e"]) else ""
         )
+        + _hops_move(benchmarks["e2e"])
         + "At a rate the stack takes, the gateway's own answer (the HTTP p99 column: its wait for the broker's "
         "acknowledgement, on cores shared with every other process) is one share of the latency; the consuming hops "
         "(normalizer, consumer) each wait for a fetch (the embedded broker answers a waiting fetch late, by up to "
@@ -527,6 +532,26 @@ MOVES = {
 
 def _export_anchor(export: dict) -> float | None:
     return median_of([run.get("anchor_per_second") for run in export["runs"]])
+
+
+def _hops_move(e: dict) -> str:
+    """The latency floor the anchor measured at the lowest rate: the broker's and librdkafka's two hops."""
+    rate = min((stack["offered_rate"] for stack in e["stacks"]), default=None)
+    runs = [stack for stack in e["stacks"] if stack["offered_rate"] == rate and "hops" in stack]
+    if not runs:
+        return ""
+    goal = _latency_goal(rate)
+    hops = [stack["hops"]["p99_ms"] for stack in runs]
+    stack_p99 = [stack["latency"].get("p99_ms", math.nan) for stack in runs]
+    over = sum(p99 >= goal for p99 in hops)
+    return (
+        f"At {_fmt(rate)}/s, two bare librdkafka hops through a fresh broker (a relay batching as the normalizer does, "
+        f"a sink reading as the runner does, no HTTP, parsing, Avro or receivers) had a p99 of "
+        f"{', '.join(f'{p99:.0f}' for p99 in hops)} ms in the same rounds, against the stack's "
+        f"{', '.join(f'{p99:.0f}' for p99 in stack_p99)} ms: the broker and the client library alone take "
+        + (f"the whole {goal:.0f} ms budget or more in {over} of {len(runs)} rounds, so the goal is out of reach on this "
+           "broker in those. " if over else f"up to {max(hops):.0f} ms of the {goal:.0f} ms budget. ")
+    )
 
 
 def _consumer_move(c: dict) -> str:
