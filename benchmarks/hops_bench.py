@@ -67,8 +67,8 @@ def measure_hops(rate: float, seconds: float, warmup_seconds: float, log_dir: Pa
                 now = time.time()
                 for message in messages:
                     if message.error() is None:
-                        sent = CLOCK.unpack_from(message.value())[0]
-                        latencies.append((sent, (now - sent) * 1000))
+                        sent_at = CLOCK.unpack_from(message.value())[0]
+                        latencies.append((sent_at, (now - sent_at) * 1000))
             reader.close()
 
         threads = [threading.Thread(target=relay), threading.Thread(target=sink)]

@@ -667,8 +667,9 @@ def _gateway_detail(g: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     labels = {"bare_acked": "bare, answered after the ack", "gateway": "gateway, 1 process", "gateway_workers": f"gateway, {workers} workers"}
-    for index, rounds in enumerate(zip(*(g[name] for name in GATEWAY_SERVERS if name in g)), 1):
-        for name, run in zip([name for name in GATEWAY_SERVERS if name in g], rounds):
+    servers = [name for name in GATEWAY_SERVERS if name in g]  # results of earlier runs lack bare_acked
+    for index, rounds in enumerate(zip(*(g[name] for name in servers)), 1):
+        for name, run in zip(servers, rounds):
             stored = f"{_fmt(run['raw_records'])} / {_fmt(run['answered_200'])}" if "raw_records" in run else "—"
             lines.append(_row(
                 str(index), labels.get(name, name), _fmt(run["requests_per_second"]), str(run["non_2xx"]),
