@@ -2,8 +2,8 @@
 
 A source produces timestamped 600-byte records to topic ``a`` at ``rate``/s (acks=all, as the
 gateway); a relay consumes ``a`` and produces each record to ``b`` the way the normalizer
-does (a batch when full or after the normalizer's batch wait, flush, synchronous commit), and a
-sink consumes ``b`` the way the consumer runner does (``consume(n, 0)``, else ``poll``). Every
+does (``read_batch`` with the normalizer's batch wait, flush, synchronous commit), and a
+sink consumes ``b`` the way the consumer runner does (``read_batch``). Every
 consumer fetches with espstream's ``fetch.wait.max.ms``. What the records' latency is after the
 warm-up is what the broker and librdkafka take for the stack's two consuming hops, with no HTTP,
 parsing, Avro or receivers: the floor of the end-to-end latency on this broker and machine.
@@ -15,10 +15,11 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from espstream.plumbing.batches import FETCH_WAIT_MS
+from espstream.plumbing.batches import FETCH_WAIT_MS, read_batch
 from espstream.normalizer.settings import NormalizerSettings
 
 from .stack import fresh_broker
@@ -47,7 +48,7 @@ def measure_hops(rate: float, seconds: float, warmup_seconds: float, log_dir: Pa
         def relay() -> None:
             source, sink = consumer("hop-relay", "hop.a"), Producer({"bootstrap.servers": servers, "acks": "all", "linger.ms": 5})
             while not stop.is_set():
-                messages = source.consume(500, batch_wait)
+                messages = read_batch(source, 500, batch_wait)
                 if not messages:
                     continue
                 for message in messages:
@@ -60,10 +61,7 @@ def measure_hops(rate: float, seconds: float, warmup_seconds: float, log_dir: Pa
         def sink() -> None:
             reader = consumer("hop-sink", "hop.b")
             while not stop.is_set():
-                messages = reader.consume(500, 0)
-                if not messages:
-                    message = reader.poll(0.1)
-                    messages = [message] if message is not None else []
+                messages = read_batch(reader, 500, idle_seconds=0.1)
                 now = time.time()
                 for message in messages:
                     if message.error() is None:
@@ -78,13 +76,18 @@ def measure_hops(rate: float, seconds: float, warmup_seconds: float, log_dir: Pa
         started = time.perf_counter()
         first_sent = time.time()
         sent = 0
+        broker_process = psutil.Process(broker.processes[0].pid)
+        broker_cpu: list[float] = []  # the broker's CPU seconds when the warm-up ended and when the load did
         while (elapsed := time.perf_counter() - started) < warmup_seconds + seconds:
+            if not broker_cpu and elapsed >= warmup_seconds:
+                broker_cpu.append(_cpu_seconds(broker_process))
             due = sent / rate
             if due > elapsed:
                 time.sleep(due - elapsed)
             producer.produce("hop.a", CLOCK.pack(time.time()) + VALUE)
             producer.poll(0)
             sent += 1
+        broker_cpu.append(_cpu_seconds(broker_process))
         producer.flush(30)
         deadline = time.monotonic() + 30
         while len(latencies) < sent and time.monotonic() < deadline:
@@ -95,7 +98,13 @@ def measure_hops(rate: float, seconds: float, warmup_seconds: float, log_dir: Pa
     measured = sorted(ms for at, ms in latencies if at - first_sent >= warmup_seconds)
     cuts = statistics.quantiles(measured, n=100) if len(measured) > 1 else [float("nan")] * 99
     return {"rate": rate, "sent": sent, "arrived": len(latencies), "measured": len(measured),
-            "p50_ms": cuts[49], "p99_ms": cuts[98], "max_ms": measured[-1] if measured else None}  # fmt: skip
+            "p50_ms": cuts[49], "p99_ms": cuts[98], "max_ms": measured[-1] if measured else None,
+            "broker_cpu_us_per_record": (broker_cpu[1] - broker_cpu[0]) / (rate * seconds) * 1e6}  # fmt: skip
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 __all__ = ["measure_hops"]

@@ -10,6 +10,11 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from espstream.normalizer.settings import NormalizerSettings
+from espstream.plumbing.batches import FETCH_WAIT_MS
+
+BATCH_WAIT_MS = NormalizerSettings.model_fields["normalizer_batch_wait_ms"].default
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_JSON = ROOT / "benchmarks" / "results.json"
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
@@ -497,9 +502,8 @@ MOVES = {
         + _hops_move(benchmarks["e2e"])
         + "At a rate the stack takes, the gateway's own answer (the HTTP p99 column: its wait for the broker's "
         "acknowledgement, on cores shared with every other process) is one share of the latency; the consuming hops "
-        "(normalizer, consumer) each wait for a fetch (the embedded broker answers a waiting fetch late, by up to "
-        "`fetch.wait.max.ms`, 25 ms in espstream) and the normalizer for its batch to fill "
-        "(`ESPSTREAM_NORMALIZER_BATCH_WAIT_MS`, 20 ms)."
+        f"(normalizer, consumer) each wait for a fetch (`fetch.wait.max.ms`, {FETCH_WAIT_MS} ms in espstream) and the "
+        f"normalizer for its batch to fill (`ESPSTREAM_NORMALIZER_BATCH_WAIT_MS`, {BATCH_WAIT_MS} ms)."
     ),
     "load": (
         "Gateway at saturation: an answer other than 200/503 or a socket error is a bug to chase in the gateway's "
@@ -551,6 +555,28 @@ def _hops_move(e: dict) -> str:
         f"{', '.join(f'{p99:.0f}' for p99 in stack_p99)} ms: the broker and the client library alone take "
         + (f"the whole {goal:.0f} ms budget or more in {over} of {len(runs)} rounds, so the goal is out of reach on this "
            "broker in those. " if over else f"up to {max(hops):.0f} ms of the {goal:.0f} ms budget. ")
+        + _cpu_budget(runs, e.get("cores", 2))
+    )
+
+
+def _cpu_budget(runs: list[dict], cores: int) -> str:
+    """How busy the machine's cores were in the stack's rounds at one rate, and who used them."""
+    rate = runs[0]["offered_rate"]
+    cpu = {name: median(run["cpu_us_per_webhook"][name] for run in runs) for name in runs[0]["cpu_us_per_webhook"]}
+    total = sum(cpu.values())
+    ours = sum(cpu[name] for name in ("gateway", "normalizer", "consumer", "registry") if name in cpu)
+    hops_broker = [run["hops"]["broker_cpu_us_per_record"] for run in runs if "broker_cpu_us_per_record" in run["hops"]]
+    return (
+        f"The cores, in the same rounds (medians): the stack used {total:,.0f} µs of CPU per webhook, "
+        f"{_pct(total * rate / 1e6 / cores)} of the {cores} cores at {_fmt(rate)}/s: the broker {cpu.get('broker', math.nan):,.0f} µs"
+        + (f" (in the bare hops {median(hops_broker):,.0f} µs per record: one producing client, no headers)"
+           if hops_broker else "")
+        + f", the load generator {cpu.get('load generator', math.nan):,.0f} µs, espstream's own processes {ours:,.0f} µs "
+        f"(the gateway {cpu.get('gateway', math.nan):,.0f}). Each hop waits for a core behind the others: the stack's "
+        "p99 above the hops' is that queueing. The broker's share is Tansu's: version 0.6.0 answers every fetch only "
+        "after the whole `fetch.wait.max.ms` (its fetch loop sleeps out the wait even when it found records), so each "
+        f"consumer costs it a fetch of every partition every {FETCH_WAIT_MS} ms, busy or idle; a longer wait costs it less and each "
+        "hop more latency (benchmarks/notes.md). "
     )
 
 

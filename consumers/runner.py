@@ -30,7 +30,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from espstream.plumbing.batches import durable_consumer_config
+from espstream.plumbing.batches import durable_consumer_config, read_batch
 from espstream.plumbing.deadletters import DeadLetterWriter
 from espstream.plumbing.lifecycle import run_until_signalled
 from espstream.plumbing.logs import REQUEST_ID
@@ -166,19 +166,9 @@ class TrackingConsumer:
     # The polling thread.
 
     def _read(self) -> list[Message]:
-        """What the client has fetched, up to the room left in the read-ahead; else the next record within POLL_SECONDS.
-
-        ``consume(n, 0)`` returns at once with what is there: a batch costs one call,
-        and a lone record is not held back waiting for a batch to fill.
-        """
+        """What the client has fetched, up to the room left in the read-ahead; else the next record within POLL_SECONDS."""
         room = max(1, self.settings.consumer_batch_size - self.inflight.read_ahead())
-        messages = self.consumer.consume(room, 0)
-        if messages:
-            return messages
-        message = self.consumer.poll(POLL_SECONDS)
-        if message is None:
-            return []
-        return [message, *self.consumer.consume(room - 1, 0)] if room > 1 else [message]
+        return read_batch(self.consumer, room, idle_seconds=POLL_SECONDS)
 
     def _accept(self, messages: list[Message]) -> None:
         """Decode ``messages``; handle each at once (concurrency 1), or hand them to their lanes, a hand-off per lane."""

@@ -12,8 +12,9 @@ class NormalizerSettings(CommonSettings):
     # Raw records handled between two commits.
     normalizer_batch_size: int = 500
     # A batch is normalized when full or after this long: under light load the most a
-    # webhook waits for others before its events are written.
-    normalizer_batch_wait_ms: int = 20
+    # webhook waits for others before its events are written. 0: a batch is what the client
+    # has fetched, normalized at once (less latency, more produce requests and commits).
+    normalizer_batch_wait_ms: int = Field(20, ge=0)
     # A crashed member's partitions move after this long; the embedded broker also
     # takes about half of it to complete a group join.
     kafka_session_timeout_ms: int = 6000

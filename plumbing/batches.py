@@ -28,6 +28,29 @@ RETRY_BACKOFF_SECONDS = 2.0
 # consuming hops (normalizer, consumers) pay it twice end to end. ESPSTREAM_KAFKA_CONFIG
 # can set another ("fetch.wait.max.ms").
 FETCH_WAIT_MS = 25
+# How long an idle worker's poll blocks before it looks again (and at whether it should stop).
+IDLE_POLL_SECONDS = 0.2
+
+
+def read_batch(consumer: Consumer, room: int, wait_seconds: float = 0.0, idle_seconds: float = IDLE_POLL_SECONDS) -> list[Message]:
+    """The next batch, up to ``room`` records.
+
+    With ``wait_seconds`` 0: what the client has already fetched, else the next
+    record within ``idle_seconds`` and what came with it. ``consume(n, 0)``
+    returns at once, so a batch costs one call and no record waits for others:
+    under light load a batch is what one fetch brought, under heavy load it
+    fills while the previous one is handled. With ``wait_seconds``: a batch
+    filled for up to that long (fewer, larger batches; each record waits).
+    """
+    if wait_seconds > 0:
+        return consumer.consume(room, timeout=wait_seconds)
+    messages = consumer.consume(room, 0)
+    if messages:
+        return messages
+    message = consumer.poll(idle_seconds)
+    if message is None:
+        return []
+    return [message, *consumer.consume(room - 1, 0)] if room > 1 else [message]
 
 
 def durable_consumer_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -39,12 +62,12 @@ def durable_consumer_config(config: dict[str, Any]) -> dict[str, Any]:
 
 class BatchWorker:
     def __init__(
-        self, consumer_config: dict[str, Any], producer_config: dict[str, Any], batch_size: int, batch_wait_seconds: float = 0.05
+        self, consumer_config: dict[str, Any], producer_config: dict[str, Any], batch_size: int, batch_wait_seconds: float = 0.0
     ):
         self.consumer = Consumer(durable_consumer_config(consumer_config))
         self.producer = DurableProducer(producer_config)
         self.batch_size = batch_size
-        # A batch is handled when full or after this long: the most a record waits for others.
+        # 0: a batch is what has been fetched; else it fills for up to this long (read_batch).
         self.batch_wait_seconds = batch_wait_seconds
         self.liveness = Liveness()  # what /readyz reads: a clock read per batch, none per record
         self._stopping = False
@@ -67,7 +90,7 @@ class BatchWorker:
         )
         try:
             while not self._stopping:
-                messages = self.consumer.consume(self.batch_size, timeout=self.batch_wait_seconds)
+                messages = read_batch(self.consumer, self.batch_size, self.batch_wait_seconds)
                 liveness.polled()
                 if messages:
                     self.process_batch(messages)
