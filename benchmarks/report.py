@@ -619,7 +619,12 @@ def _gateway_anymail_move(g: dict) -> str:
             "or less, before the broker's CPU"
             + (": less than the bare endpoint alone costs, FastAPI and uvicorn with the gateway's options and no work "
                "at all, so no endpoint on this framework reaches it here; the gateway's own work already costs no more "
-               "than the acked anchor's." if anymail / 2 < bare else ".")
+               "than the acked anchor's." if anymail / 2 < bare else
+               ": less than the bare endpoint answering after the broker's ack costs, which does nothing else, so no "
+               "endpoint that answers 200 only after the ack reaches it on this machine; the gateway's workers cost "
+               f"{workers - acked:+,.0f} µs per request against that anchor." if anymail / 2 < acked else
+               f"; the gateway's workers are {workers - anymail / 2:,.0f} µs per request over it, and "
+               f"{workers - acked:+,.0f} µs against the acked anchor.")
         )
     return text
 
