@@ -137,12 +137,14 @@ def process_cpu_seconds(pid: int) -> float:
     return total
 
 
-def load(wrk: str, lua: Path, url: str, server_pid: int, log_path: Path) -> dict:
-    """A warm-up, then the measured run; with the server's CPU time per request over the latter."""
+def load(wrk: str, lua: Path, url: str, server_pid: int, log_path: Path, broker_pid: int | None = None) -> dict:
+    """A warm-up, then the measured run; with the server's (and the broker's) CPU time per request over the latter."""
     warmup = run_wrk(wrk, lua, url, WARMUP_SECONDS, log_path)
-    cpu_before = process_cpu_seconds(server_pid)
+    pids = {"server": server_pid, **({"broker": broker_pid} if broker_pid is not None else {})}
+    cpu_before = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
     result = run_wrk(wrk, lua, url, DURATION_SECONDS, log_path)
-    result["server_cpu_us_per_request"] = (process_cpu_seconds(server_pid) - cpu_before) / max(result["requests"], 1) * 1e6
+    for name, pid in pids.items():
+        result[f"{name}_cpu_us_per_request"] = (process_cpu_seconds(pid) - cpu_before[name]) / max(result["requests"], 1) * 1e6
     result["warmup_requests"] = warmup["requests"]
     result["warmup_non_2xx"] = warmup["non_2xx"]
     return result
@@ -153,7 +155,7 @@ def measure_bare(wrk: str, log_dir: Path, acked: bool = False) -> dict:
     if not acked:
         return _measure_bare(wrk, log_dir, {}, [])
     with fresh_broker(log_dir, "bare-acked") as (broker, broker_env):
-        result = _measure_bare(wrk, log_dir, broker_env, ["--acked"])
+        result = _measure_bare(wrk, log_dir, broker_env, ["--acked"], broker.processes[0].pid)
         result["answered_200"] = (
             result["requests"] - result["non_2xx"] + result["warmup_requests"] - result["warmup_non_2xx"]
         )
@@ -163,7 +165,7 @@ def measure_bare(wrk: str, log_dir: Path, acked: bool = False) -> dict:
     return result
 
 
-def _measure_bare(wrk: str, log_dir: Path, env: dict[str, str], args: list[str]) -> dict:
+def _measure_bare(wrk: str, log_dir: Path, env: dict[str, str], args: list[str], broker_pid: int | None = None) -> dict:
     port = free_port()
     env = {**env, "ESPSTREAM_GATEWAY_HOST": HOST, "ESPSTREAM_GATEWAY_PORT": str(port)}
     with open(log_dir / "bare.log", "ab") as log:
@@ -173,7 +175,7 @@ def _measure_bare(wrk: str, log_dir: Path, env: dict[str, str], args: list[str])
     try:
         wait_for_port(HOST, port, timeout=30)
         url = f"http://{HOST}:{port}{WEBHOOK_PATH}"
-        return load(wrk, write_lua(log_dir / "post.lua"), url, server.pid, log_dir / "wrk.log")
+        return load(wrk, write_lua(log_dir / "post.lua"), url, server.pid, log_dir / "wrk.log", broker_pid)
     finally:
         server.terminate()
         try:
@@ -238,7 +240,8 @@ def measure_gateway(wrk: str, log_dir: Path, workers: int = 1, durable: bool = F
         with running(service, port) as gateway:
             wait_for_http(f"http://{HOST}:{port}/readyz", timeout=30)
             url = f"http://{HOST}:{port}{WEBHOOK_PATH}"
-            result = load(wrk, write_lua(log_dir / "post.lua"), url, gateway.process.pid, log_dir / "wrk.log")
+            result = load(wrk, write_lua(log_dir / "post.lua"), url, gateway.process.pid, log_dir / "wrk.log",
+                          broker.processes[0].pid)
         # Every 200 (warm-up included) must be a record on the raw topic; a request wrk
         # cut off at its end may add one it never saw answered.
         result["answered_200"] = (

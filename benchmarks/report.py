@@ -626,6 +626,17 @@ def _gateway_anymail_move(g: dict) -> str:
                f"; the gateway's workers are {workers - anymail / 2:,.0f} µs per request over it, and "
                f"{workers - acked:+,.0f} µs against the acked anchor.")
         )
+        if all("broker_cpu_us_per_request" in run for name in ("bare_acked", "gateway_workers") for run in g[name]):
+            acked_broker, workers_broker = (median(run["broker_cpu_us_per_request"] for run in g[name])
+                                            for name in ("bare_acked", "gateway_workers"))
+            text += (
+                f" The broker's CPU per request comes on top, on the same cores: {acked_broker:,.0f} µs behind the acked "
+                f"anchor, {workers_broker:,.0f} µs behind the gateway's workers. So the acked anchor costs the machine "
+                f"{acked + acked_broker:,.0f} µs per request before wrk's share, the gateway's workers "
+                f"{workers + workers_broker:,.0f} µs, against {anymail / 2:,.0f} µs for 2×"
+                + (": no endpoint that answers after the broker's ack gets there with this broker on these cores."
+                   if acked + acked_broker > anymail / 2 else ".")
+            )
     return text
 
 
